@@ -1,0 +1,41 @@
+# The task runner is the CI (STYLE.md): .ci/run and contributors call these targets.
+PYTHON ?= python
+PY_PATHS := mnemos tests startup_bench examples
+
+.PHONY: install dev demo lint fmt test bench clean
+
+install:
+	$(PYTHON) -m pip install .
+
+# Editable: Python edits are live; after a Rust change, run `make dev` again to rebuild _core.
+dev:
+	$(PYTHON) -m pip install -e '.[dev]'
+
+demo:
+	$(PYTHON) -m pip install .
+	$(PYTHON) examples/demo.py
+
+lint:
+	ruff check $(PY_PATHS)
+	ruff format --check $(PY_PATHS)
+	mypy
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	ruff format $(PY_PATHS)
+	ruff check --fix --select I $(PY_PATHS)
+	cargo fmt --all
+
+test:
+	$(PYTHON) -m pytest
+	cargo test --workspace -q
+
+bench:
+	$(PYTHON) -m startup_bench
+
+clean:
+	cargo clean
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+	rm -f mnemos/_core*.so mnemos/_core*.pyd
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

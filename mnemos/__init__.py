@@ -1,0 +1,49 @@
+"""Mnemos: an embedded, event-sourced memory database for AI agents.
+
+from mnemos import Mnemos
+with Mnemos.open("agent.mem") as db:
+    mid = db.remember("the user prefers tea", vector=v)
+    hits = db.ask(vector=q, top_k=5)
+"""
+
+from ._native import backend
+from .db import Mnemos, Namespace
+from .errors import (
+    CorruptDatabaseError,
+    DatabaseClosedError,
+    DatabaseLockedError,
+    EmbedderMismatchError,
+    InvalidInputError,
+    MemoryNotFound,
+    MnemosError,
+    ReadOnlyError,
+    StorageError,
+)
+from .format import FORMAT_VERSION
+from .recovery import VerifyReport, repair, verify
+from .types import Hit, Memory, Neighbor, Version
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CorruptDatabaseError",
+    "DatabaseClosedError",
+    "DatabaseLockedError",
+    "EmbedderMismatchError",
+    "Hit",
+    "InvalidInputError",
+    "Memory",
+    "MemoryNotFound",
+    "Mnemos",
+    "MnemosError",
+    "Namespace",
+    "Neighbor",
+    "ReadOnlyError",
+    "StorageError",
+    "Version",
+    "VerifyReport",
+    "backend",
+    "repair",
+    "verify",
+]

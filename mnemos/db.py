@@ -1,0 +1,1117 @@
+"""``Mnemos``: open, lock, recover, and the public verbs.
+
+Every mutation is checked, encoded as an event, appended to the log (and synced as the
+durability mode says) and only then applied to the in-memory state, from the log's own
+bytes, so the live state is exactly what a replay of the log would build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from . import format as fmt
+from ._native import backend, crc32
+from .errors import (
+    CorruptDatabaseError,
+    DatabaseClosedError,
+    DatabaseLockedError,
+    EmbedderMismatchError,
+    InvalidInputError,
+    MemoryNotFound,
+    ReadOnlyError,
+    StorageError,
+)
+from .events import (
+    Clock,
+    check_id,
+    check_importance,
+    check_kind,
+    check_metadata,
+    check_namespace,
+    check_relation,
+    check_text,
+    check_vector,
+    check_weight,
+    decode_event,
+    decode_meta,
+    encode_event,
+    from_micros,
+    now_micros,
+    to_micros,
+)
+from .snapshot import SnapshotError, SnapshotInfo, load_snapshot, write_snapshot
+from .state import KIND_CODE, State
+from .state import Version as VersionTuple
+from .storage import OSStorage, write_atomically
+from .types import Hit, Memory, Neighbor, Version
+from .wal import LogCursor, LogWriter, SnapshotMismatch, Tail, list_numbered
+
+log = logging.getLogger("mnemos")
+
+DURABILITIES = ("full", "normal", "off")
+RETENTIONS = ("keep", "delete")
+SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on if the newest is damaged
+TOP_K_MAX = 10_000
+DEPTH_MAX = 16
+
+
+def _default_clock() -> float:
+    return time.time()
+
+
+class Mnemos:
+    """An embedded memory database: a directory holding a log and snapshots.
+
+    Open with ``Mnemos.open(path)``. One process may write (it holds ``LOCK``); any
+    number may read with ``readonly=True`` and follow the writer with ``refresh()``.
+    A ``Mnemos`` object may be shared by threads.
+    """
+
+    # -- open / close ---------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        embedder: Any = "default",
+        dim: int | None = None,
+        durability: str = "full",
+        readonly: bool = False,
+        create: bool = True,
+        clock: Clock | None = None,
+        snapshot_every_events: int | None = 10_000,
+        snapshot_every_bytes: int | None = 64 * 1024 * 1024,
+        log_retention: str = "keep",
+        segment_bytes: int = 64 * 1024 * 1024,
+        sync_interval_ms: float = 50.0,
+    ) -> Mnemos:
+        """Open (or create) the database at ``path``.
+
+        ``durability``: "full" syncs the log before every write returns, "normal" syncs
+        at most every ``sync_interval_ms`` and on close (a crash may lose that window but
+        never corrupts), "off" leaves syncing to the OS. ``log_retention``: "keep" keeps
+        log segments that a snapshot covers (history and as-of reads need them),
+        "delete" removes them. A snapshot is written automatically after
+        ``snapshot_every_events`` events or ``snapshot_every_bytes`` bytes of log.
+        """
+        return cls(
+            os.fspath(path),
+            embedder=embedder,
+            dim=dim,
+            durability=durability,
+            readonly=readonly,
+            create=create,
+            clock=clock,
+            snapshot_every_events=snapshot_every_events,
+            snapshot_every_bytes=snapshot_every_bytes,
+            log_retention=log_retention,
+            segment_bytes=segment_bytes,
+            sync_interval_ms=sync_interval_ms,
+        )
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        embedder: Any,
+        dim: int | None,
+        durability: str,
+        readonly: bool,
+        create: bool,
+        clock: Clock | None,
+        snapshot_every_events: int | None,
+        snapshot_every_bytes: int | None,
+        log_retention: str,
+        segment_bytes: int,
+        sync_interval_ms: float,
+    ):
+        if durability not in DURABILITIES:
+            raise InvalidInputError(
+                f"durability must be one of {', '.join(DURABILITIES)}; got {durability!r}"
+            )
+        if log_retention not in RETENTIONS:
+            raise InvalidInputError(
+                f"log_retention must be one of {', '.join(RETENTIONS)}; got {log_retention!r}"
+            )
+        if dim is not None and (not isinstance(dim, int) or not 1 <= dim <= fmt.DIM_MAX):
+            raise InvalidInputError(f"dim must be an int from 1 to {fmt.DIM_MAX}; got {dim!r}")
+        if not isinstance(segment_bytes, int) or segment_bytes < 4096:
+            raise InvalidInputError("segment_bytes must be an int of at least 4096")
+        for name, value in (
+            ("snapshot_every_events", snapshot_every_events),
+            ("snapshot_every_bytes", snapshot_every_bytes),
+        ):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"{name} must be a positive int or None; got {value!r}")
+        self.path = path
+        self.readonly = readonly
+        self.durability = durability
+        self._embedder = _resolve_embedder(embedder)
+        self._clock: Clock = clock if clock is not None else _default_clock
+        self._snapshot_every_events = snapshot_every_events
+        self._snapshot_every_bytes = snapshot_every_bytes
+        self._retention = log_retention
+        self._storage = OSStorage()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._lock_fd = -1
+        self._writer: LogWriter | None = None
+        self._cursor: LogCursor | None = None
+        self._wal_dir = os.path.join(path, fmt.WAL_DIR)
+        self._snap_dir = os.path.join(path, fmt.SNAPSHOT_DIR)
+        self._events_since_snapshot = 0
+        self._bytes_since_snapshot = 0
+        self._last_snapshot_seq = 0
+        self._open_stats: dict[str, Any] = {}
+        try:
+            fresh = self._prepare_directory(create)
+            self._state, tail = self._recover(fresh)
+            if not readonly:
+                self._writer = LogWriter(
+                    self._storage,
+                    self._wal_dir,
+                    tail,
+                    durability=durability,
+                    segment_bytes=segment_bytes,
+                    sync_interval_ms=sync_interval_ms,
+                )
+                if fresh:
+                    self._commit([self._init_event(dim)])
+            self._check_identity(dim)
+        except BaseException:
+            self._release()
+            raise
+
+    def _prepare_directory(self, create: bool) -> bool:
+        """Take the writer lock and make sure ``path`` is a database; True if it is new."""
+        path = self.path
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise InvalidInputError(f"{path} is a file, not a Mnemos database directory")
+        if not os.path.isdir(path):
+            if self.readonly or not create:
+                raise InvalidInputError(
+                    f"no Mnemos database at {path}; open it with create=True to make one"
+                )
+            self._storage.mkdir(path)
+            self._storage.fsync_dir(os.path.dirname(os.path.abspath(path)))
+        if not self.readonly:
+            self._lock_fd = take_writer_lock(path)
+        db_file = os.path.join(path, fmt.DB_FILE)
+        if os.path.exists(db_file):
+            _check_db_file(db_file)
+            return not list_numbered(self._wal_dir, fmt.WAL_SUFFIX) and not list_numbered(
+                self._snap_dir, fmt.SNAP_SUFFIX
+            )
+        ours = {fmt.LOCK_FILE, fmt.WAL_DIR, fmt.SNAPSHOT_DIR, fmt.DB_FILE + fmt.TMP_SUFFIX}
+        foreign = sorted(set(os.listdir(path)) - ours)
+        if foreign:
+            raise InvalidInputError(
+                f"{path} is not a Mnemos database (it holds {', '.join(foreign[:3])}); "
+                "choose an empty or new directory"
+            )
+        if self.readonly:
+            raise InvalidInputError(
+                f"{path} is not initialised yet; open it once without readonly=True"
+            )
+        for sub in (self._wal_dir, self._snap_dir):
+            self._storage.mkdir(sub)
+        header = fmt.DB_HEADER.pack(fmt.DB_MAGIC, fmt.FORMAT_VERSION, 0)[:12]
+        write_atomically(self._storage, db_file, [header + crc32(header).to_bytes(4, "little")])
+        return True
+
+    def _recover(self, fresh: bool) -> tuple[State, Tail]:
+        """Newest valid snapshot plus the log after it; cleans orphans when writing."""
+        if not self.readonly:
+            self._remove_orphans()
+        if fresh:
+            if not self.readonly:
+                write_atomically(
+                    self._storage,
+                    os.path.join(self._wal_dir, fmt.segment_name(1)),
+                    [_segment_header(1, 0)],
+                )
+            self._open_stats = {
+                "snapshot_seq": 0,
+                "snapshot_load_ms": 0.0,
+                "log_replay_ms": 0.0,
+                "events_replayed": 0,
+            }
+            return State(), Tail(segment=1, end=fmt.SEGMENT_HEADER_BYTES, seq=0, crc=0)
+        damaged: list[str] = []
+        started = time.perf_counter()
+        for snap_seq in [*reversed(list_numbered(self._snap_dir, fmt.SNAP_SUFFIX)), 0]:
+            state = State()
+            snap_crc: int | None = None
+            snap_path = os.path.join(self._snap_dir, fmt.snapshot_name(snap_seq))
+            if snap_seq:
+                try:
+                    state, snap_crc = load_snapshot(snap_path)
+                except (SnapshotError, OSError) as exc:
+                    log.warning("skipping damaged snapshot %s: %s", snap_path, exc)
+                    damaged.append(f"{snap_path} ({exc})")
+                    continue
+            cursor = LogCursor(self._wal_dir, state.seq, snapshot_crc=snap_crc)
+            try:
+                records, tail = cursor.read()
+            except SnapshotMismatch:
+                log.warning("skipping snapshot %s: it does not match the log", snap_path)
+                damaged.append(f"{snap_path} (does not match the log)")
+                continue
+            except CorruptDatabaseError as exc:
+                if damaged:
+                    exc.args = (f"{exc.args[0]}; damaged snapshots: {'; '.join(damaged)}",)
+                raise
+            if tail.seq < state.seq:
+                raise CorruptDatabaseError(
+                    f"the log ends at seq {tail.seq} but snapshot {snap_path} is at seq "
+                    f"{state.seq}: a log segment is missing",
+                    path=self._wal_dir,
+                )
+            loaded = time.perf_counter()
+            self._apply_records(state, records, cursor.wal_dir)
+            self._open_stats = {
+                "snapshot_seq": snap_seq,
+                "snapshot_load_ms": (loaded - started) * 1000.0,
+                "log_replay_ms": (time.perf_counter() - loaded) * 1000.0,
+                "events_replayed": len(records),
+            }
+            if tail.torn_offset is not None:
+                self._handle_torn_tail(tail)
+            self._cursor = cursor
+            self._last_snapshot_seq = state.seq if snap_seq else 0
+            self._events_since_snapshot = tail.seq - self._last_snapshot_seq
+            return state, tail
+        raise AssertionError("unreachable: replay from seq 0 always returns or raises")
+
+    def _apply_records(
+        self, state: State, records: list[tuple[int, memoryview]], where: str
+    ) -> None:
+        for seq, payload in records:
+            try:
+                state.apply(seq, decode_event(payload))
+            except Exception as exc:  # a checksummed event that will not apply
+                raise CorruptDatabaseError(
+                    f"event at seq {seq} in {where} cannot be applied ({exc!r}); run "
+                    "`mnemos verify` for details",
+                    path=where,
+                ) from exc
+
+    def _handle_torn_tail(self, tail: Tail) -> None:
+        path = os.path.join(self._wal_dir, fmt.segment_name(tail.segment))
+        if self.readonly:
+            return  # an append may still be in flight; the writer owns the tail
+        log.warning(
+            "truncating torn log tail in %s at offset %d (%s)",
+            path,
+            tail.end,
+            tail.torn_reason,
+        )
+        self._storage.truncate(path, tail.end)
+        tail.torn_offset = None
+
+    def _remove_orphans(self) -> None:
+        for directory in (self.path, self._wal_dir, self._snap_dir):
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.endswith(fmt.TMP_SUFFIX):
+                    log.info("removing orphan file %s", os.path.join(directory, name))
+                    self._storage.unlink(os.path.join(directory, name))
+
+    def _init_event(self, dim: int | None) -> dict[str, Any]:
+        emb = self._embedder
+        identity = None
+        if emb is not None:
+            identity = {"name": emb.name, "dim": int(emb.dim), "fingerprint": emb.fingerprint}
+            if dim is not None and dim != emb.dim:
+                raise InvalidInputError(f"dim={dim} disagrees with the embedder's dim {emb.dim}")
+            dim = int(emb.dim)
+        return {
+            "t": "init",
+            "at": now_micros(self._clock),
+            "format": fmt.FORMAT_VERSION,
+            "dim": dim,
+            "embedder": identity,
+        }
+
+    def _check_identity(self, dim: int | None) -> None:
+        state = self._state
+        if dim is not None and state.dim is not None and dim != state.dim:
+            raise InvalidInputError(
+                f"{self.path} stores {state.dim}-dimensional vectors; dim={dim} was given"
+            )
+        emb = self._embedder
+        if emb is None:
+            return
+        recorded = state.embedder
+        given = {"name": emb.name, "dim": int(emb.dim), "fingerprint": emb.fingerprint}
+        if recorded != given:
+            raise EmbedderMismatchError(
+                f"{self.path} was created with embedder {_describe(recorded)} but "
+                f"{_describe(given)} was given; open it with that embedder, or with "
+                "embedder=None to use it vector-only"
+            )
+
+    def close(self) -> None:
+        """Sync (unless durability="off") and release the lock. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Mnemos:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "closed" if self._closed else ("readonly" if self.readonly else "open")
+        return f"<Mnemos {self.path!r} {mode}>"
+
+    # -- the write path ---------------------------------------------------------------
+
+    def _writable(self) -> LogWriter:
+        self._check_open()
+        if self._writer is None:
+            raise ReadOnlyError(
+                f"{self.path} was opened with readonly=True; open it without readonly to write"
+            )
+        self._writer.check()
+        return self._writer
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosedError(f"{self.path} is closed; open it again with Mnemos.open")
+
+    def _commit(self, events: list[dict[str, Any]]) -> int:
+        """Log ``events`` as one transaction, then apply them. Returns the first seq."""
+        writer = self._writable()
+        payloads = [encode_event(e) for e in events]
+        first = writer.append(payloads)
+        for i, payload in enumerate(payloads):
+            self._state.apply(first + i, decode_event(payload))
+        self._events_since_snapshot += len(payloads)
+        self._bytes_since_snapshot += sum(len(p) for p in payloads) + 24 * len(payloads)
+        self._maybe_checkpoint()
+        return first
+
+    def _maybe_checkpoint(self) -> None:
+        due = (
+            self._snapshot_every_events is not None
+            and self._events_since_snapshot >= self._snapshot_every_events
+        ) or (
+            self._snapshot_every_bytes is not None
+            and self._bytes_since_snapshot >= self._snapshot_every_bytes
+        )
+        if not due:
+            return
+        try:
+            self._checkpoint()
+        except (OSError, StorageError) as exc:
+            # The events are already durable; a missing snapshot only slows the next open.
+            log.warning("automatic snapshot failed (%s); will retry later", exc)
+            self._events_since_snapshot = self._bytes_since_snapshot = 0
+
+    def _now(self) -> int:
+        return now_micros(self._clock)
+
+    def _embed(self, texts: list[str]) -> list[bytes]:
+        emb = self._embedder
+        if emb is None:
+            raise InvalidInputError(
+                "this database has no embedder, so text cannot be turned into a vector; "
+                "pass vector=..."
+            )
+        out = np.asarray(emb.embed(list(texts)), dtype=np.float32)
+        if out.shape != (len(texts), self._state.dim or emb.dim):
+            raise InvalidInputError(
+                f"embedder {emb.name!r} returned shape {out.shape} for {len(texts)} texts"
+            )
+        return [check_vector(row, self._state.dim) for row in out]
+
+    def _remember_events(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        state = self._state
+        writer = self._writable()
+        at = self._now()
+        dim = state.dim
+        events: list[dict[str, Any]] = []
+        need_embedding: list[int] = []
+        taken: set[str] = set()
+        for i, item in enumerate(items):
+            unknown = set(item) - _REMEMBER_KEYS
+            if unknown:
+                raise InvalidInputError(
+                    f"item {i}: unknown key(s) {', '.join(sorted(unknown))}; "
+                    f"use {', '.join(sorted(_REMEMBER_KEYS))}"
+                )
+            if "text" not in item:
+                raise InvalidInputError(f"item {i} has no 'text'")
+            vector = item.get("vector")
+            vec = b""
+            if vector is not None:
+                vec = check_vector(vector, dim)
+                dim = dim or len(vec) // 4
+            else:
+                need_embedding.append(i)
+            seq = writer.seq + 1 + i
+            mid = item.get("id")
+            if mid is None:
+                mid = _auto_id(seq, state, taken)
+            else:
+                mid = check_id(mid)
+                if state.live_row(mid) is not None:
+                    raise InvalidInputError(
+                        f"a memory with id {mid!r} already exists; use update() to change it"
+                    )
+                if mid in taken:
+                    raise InvalidInputError(f"id {mid!r} appears twice in one batch")
+            taken.add(mid)
+            importance = item.get("importance")
+            ts = item.get("timestamp")
+            events.append(
+                {
+                    "t": "remember",
+                    "at": at,
+                    "id": mid,
+                    "text": check_text(item["text"]),
+                    "meta": check_metadata(item.get("metadata")),
+                    "ns": check_namespace(item.get("namespace")),
+                    "kind": check_kind(item.get("kind", "episodic")),
+                    "imp": fmt.DEFAULT_IMPORTANCE
+                    if importance is None
+                    else check_importance(importance),
+                    "ts": at if ts is None else to_micros(ts),
+                    "vec": vec,
+                }
+            )
+        if need_embedding:
+            vectors = self._embed([events[i]["text"] for i in need_embedding])
+            for i, vec in zip(need_embedding, vectors, strict=True):
+                events[i]["vec"] = vec
+        return events
+
+    # -- public verbs: writing --------------------------------------------------------
+
+    def remember(
+        self,
+        text: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+        kind: str = "episodic",
+        importance: float | None = None,
+        timestamp: Any = None,
+        vector: Any = None,
+        id: str | None = None,
+    ) -> str:
+        """Store one memory and return its id (assigned deterministically unless given)."""
+        item = {
+            "text": text,
+            "metadata": metadata,
+            "namespace": namespace,
+            "kind": kind,
+            "importance": importance,
+            "timestamp": timestamp,
+            "vector": vector,
+            "id": id,
+        }
+        with self._lock:
+            event = self._remember_events([item])[0]
+            self._commit([event])
+            return str(event["id"])
+
+    def remember_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[str]:
+        """Store many memories atomically with one log write and one sync.
+
+        Each item is a str (the text) or a dict with ``remember``'s keyword names.
+        """
+        batch: list[Mapping[str, Any]] = []
+        for item in items:
+            if isinstance(item, str):
+                batch.append({"text": item})
+            elif isinstance(item, Mapping):
+                batch.append(item)
+            else:
+                raise InvalidInputError(
+                    f"remember_many items must be str or dict, not {type(item).__name__}"
+                )
+        if len(batch) > fmt.BATCH_ITEMS_MAX:
+            raise InvalidInputError(f"a batch holds at most {fmt.BATCH_ITEMS_MAX} items")
+        if not batch:
+            return []
+        with self._lock:
+            events = self._remember_events(batch)
+            self._commit(events)
+            return [str(e["id"]) for e in events]
+
+    def update(
+        self,
+        id: str,
+        *,
+        text: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        importance: float | None = None,
+        vector: Any = None,
+    ) -> None:
+        """Make a new version of a memory; the old one stays in ``history``.
+
+        ``metadata`` replaces the whole map. A new ``text`` is re-embedded when the
+        database has an embedder and no ``vector`` is given; otherwise the vector stays.
+        """
+        with self._lock:
+            self._writable()
+            row = self._live_row(id)
+            event: dict[str, Any] = {"t": "update", "at": self._now(), "id": id}
+            if text is not None:
+                event["text"] = check_text(text)
+            if metadata is not None:
+                event["meta"] = check_metadata(metadata)
+            if importance is not None:
+                event["imp"] = check_importance(importance)
+            if vector is not None:
+                event["vec"] = check_vector(vector, self._state.dim)
+            elif text is not None and self._embedder is not None:
+                event["vec"] = self._embed([event["text"]])[0]
+            if len(event) == 3:
+                raise InvalidInputError(
+                    "update needs at least one of text, metadata, importance or vector"
+                )
+            del row
+            self._commit([event])
+
+    def forget(self, id: str) -> None:
+        """Tombstone a memory: it leaves ``get`` and ``ask``, its edges go, its history
+        stays until ``compact``."""
+        with self._lock:
+            self._writable()
+            self._live_row(id)
+            self._commit([{"t": "forget", "at": self._now(), "id": id}])
+
+    def connect(self, a: str, b: str, relation: str = "related", weight: float = 1.0) -> None:
+        """A typed, weighted edge from ``a`` to ``b`` (connecting again sets the weight)."""
+        with self._lock:
+            self._writable()
+            self._live_row(a)
+            self._live_row(b)
+            if a == b:
+                raise InvalidInputError(f"cannot connect memory {a!r} to itself")
+            self._commit(
+                [
+                    {
+                        "t": "connect",
+                        "at": self._now(),
+                        "a": a,
+                        "b": b,
+                        "rel": check_relation(relation),
+                        "w": check_weight(weight),
+                    }
+                ]
+            )
+
+    def disconnect(self, a: str, b: str, relation: str | None = None) -> int:
+        """Remove the edges from ``a`` to ``b`` (of one relation, or all); returns how
+        many were removed. Removing nothing writes nothing."""
+        with self._lock:
+            self._writable()
+            self._live_row(a)
+            self._live_row(b)
+            rel = None if relation is None else check_relation(relation)
+            removed = sum(
+                1
+                for other, r in self._state.out_edges.get(a, {})
+                if other == b and (rel is None or r == rel)
+            )
+            if removed:
+                self._commit([{"t": "disconnect", "at": self._now(), "a": a, "b": b, "rel": rel}])
+            return removed
+
+    def checkpoint(self) -> int:
+        """Write a snapshot of the current state now; returns its seq."""
+        with self._lock:
+            self._writable()
+            return self._checkpoint().seq
+
+    def _checkpoint(self) -> SnapshotInfo:
+        assert self._writer is not None
+        info = write_snapshot(self._storage, self._snap_dir, self._state, self._writer.crc)
+        self._last_snapshot_seq = info.seq
+        self._events_since_snapshot = self._bytes_since_snapshot = 0
+        self._prune(keep_log=self._retention == "keep")
+        return info
+
+    def _prune(self, *, keep_log: bool, snapshots_kept: int = SNAPSHOTS_KEPT) -> None:
+        """Delete snapshots beyond the newest ``snapshots_kept`` and, unless the log is
+        kept, segments wholly covered by the oldest snapshot that remains."""
+        snaps = list_numbered(self._snap_dir, fmt.SNAP_SUFFIX)
+        for seq in snaps[:-snapshots_kept]:
+            self._storage.unlink(os.path.join(self._snap_dir, fmt.snapshot_name(seq)))
+        snaps = snaps[-snapshots_kept:]
+        if keep_log or not snaps:
+            return
+        covered = snaps[0]
+        segments = list_numbered(self._wal_dir, fmt.WAL_SUFFIX)
+        # A segment is wholly covered when the next one starts at or before covered + 1.
+        for first, nxt in itertools.pairwise(segments):
+            if nxt <= covered + 1:
+                self._storage.unlink(os.path.join(self._wal_dir, fmt.segment_name(first)))
+        self._storage.fsync_dir(self._wal_dir)
+
+    def compact(self, *, keep_versions: int = 0) -> dict[str, int]:
+        """Drop forgotten memories and superseded versions (keeping the newest
+        ``keep_versions`` per memory), snapshot, and delete the log and snapshots this
+        makes redundant. History before the compaction is gone afterwards.
+
+        Returns ``bytes_before``/``bytes_after`` (log plus snapshots), ``memories_dropped``
+        and ``versions_dropped``.
+        """
+        if (
+            isinstance(keep_versions, bool)
+            or not isinstance(keep_versions, int)
+            or (keep_versions < 0)
+        ):
+            raise InvalidInputError(f"keep_versions must be an int >= 0; got {keep_versions!r}")
+        with self._lock:
+            writer = self._writable()
+            before = self._disk_bytes()
+            state = self._state
+            dead = sum(1 for d in state.dseqs if d)
+            versions = sum(len(v) for v in state.history.values())
+            self._commit([{"t": "compact", "at": self._now(), "keep": keep_versions}])
+            self._checkpoint()
+            writer.roll()
+            self._prune(keep_log=False, snapshots_kept=1)
+            return {
+                "bytes_before": before,
+                "bytes_after": self._disk_bytes(),
+                "memories_dropped": dead,
+                "versions_dropped": versions - sum(len(v) for v in state.history.values()),
+            }
+
+    # -- public verbs: reading ----------------------------------------------------------
+
+    def _live_row(self, mid: object) -> int:
+        self._check_open()
+        row = self._state.live_row(mid) if isinstance(mid, str) else None
+        if row is None:
+            raise MemoryNotFound(f"no memory with id {mid!r} in {self.path}")
+        return row
+
+    def _memory(self, row: int) -> Memory:
+        s = self._state
+        return Memory(
+            id=s.ids[row],
+            text=s.texts[row],
+            metadata=decode_meta(s.metas[row]),
+            namespace=s.nss[row],
+            kind=s.kinds[row],
+            importance=s.imps[row],
+            timestamp=from_micros(s.tss[row]),
+            vector=s.vector(row),
+            version=s.vers[row],
+        )
+
+    def get(self, id: str) -> Memory:
+        """The memory with this id; raises ``MemoryNotFound`` if unknown or forgotten."""
+        with self._lock:
+            return self._memory(self._live_row(id))
+
+    def history(self, id: str) -> list[Version]:
+        """Every version of a memory, oldest first, including forgets (tombstones)."""
+        with self._lock:
+            self._check_open()
+            s = self._state
+            row = s.rows.get(id) if isinstance(id, str) else None
+            if row is None:
+                raise MemoryNotFound(f"no memory with id {id!r} has ever been in {self.path}")
+            steps = [*s.history.get(id, []), s.version_of(row)]
+            if s.dseqs[row]:
+                steps.append(s._tombstone(row))
+            return [_version(id, v) for v in steps]
+
+    def neighbors(
+        self,
+        id: str,
+        depth: int = 1,
+        relation: str | None = None,
+        *,
+        direction: str = "both",
+    ) -> list[Neighbor]:
+        """Memories reachable from ``id`` in at most ``depth`` hops, breadth first.
+
+        ``direction`` is "out", "in" or "both". Order is deterministic: by depth, then
+        by the memory reached from, then by id and relation.
+        """
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= DEPTH_MAX:
+            raise InvalidInputError(f"depth must be an int from 1 to {DEPTH_MAX}; got {depth!r}")
+        if direction not in ("out", "in", "both"):
+            raise InvalidInputError(f"direction must be 'out', 'in' or 'both'; got {direction!r}")
+        with self._lock:
+            self._live_row(id)
+            s = self._state
+            seen = {id}
+            frontier = [id]
+            found: list[Neighbor] = []
+            for level in range(1, depth + 1):
+                nxt: list[str] = []
+                for node in frontier:
+                    steps: list[tuple[str, str, str, float]] = []
+                    if direction in ("out", "both"):
+                        steps += [
+                            (o, r, "out", w) for (o, r), w in s.out_edges.get(node, {}).items()
+                        ]
+                    if direction in ("in", "both"):
+                        steps += [(o, r, "in", w) for (o, r), w in s.in_edges.get(node, {}).items()]
+                    for other, rel, way, weight in sorted(steps):
+                        if other in seen or (relation is not None and rel != relation):
+                            continue
+                        seen.add(other)
+                        nxt.append(other)
+                        found.append(Neighbor(other, level, node, rel, weight, way))
+                frontier = nxt
+                if not frontier:
+                    break
+            return found
+
+    def ask(
+        self,
+        query: str | None = None,
+        *,
+        vector: Any = None,
+        top_k: int = 5,
+        namespace: str | Sequence[str] | None = None,
+        kind: str | Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """The ``top_k`` live memories most similar (cosine) to ``vector``, or to
+        ``query`` embedded by the database's embedder. Ties break by id."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= TOP_K_MAX:
+            raise InvalidInputError(f"top_k must be an int from 1 to {TOP_K_MAX}; got {top_k!r}")
+        if (query is None) == (vector is None):
+            raise InvalidInputError("ask needs exactly one of query= or vector=")
+        with self._lock:
+            self._check_open()
+            s = self._state
+            if vector is not None:
+                qvec = np.frombuffer(check_vector(vector, s.dim), dtype="<f4")
+            else:
+                qvec = np.frombuffer(self._embed([check_text(query)])[0], dtype="<f4")
+            if s.vectors is None:
+                return []
+            mask = self._mask(namespace, kind)
+            rows = s.vectors.search(qvec, top_k, mask)
+            rows.sort(key=lambda rs: (-rs[1], s.ids[rs[0]]))
+            return [self._hit(row, score) for row, score in rows[:top_k]]
+
+    def _mask(
+        self, namespace: str | Sequence[str] | None, kind: str | Sequence[str] | None
+    ) -> np.ndarray:
+        s = self._state
+        assert s.vectors is not None
+        n = s.vectors.n
+        mask: np.ndarray = s.vectors.alive[:n].copy()
+        if namespace is not None:
+            names = [namespace] if isinstance(namespace, str) else list(namespace)
+            codes = [s.ns_codes[ns] for ns in map(check_namespace, names) if ns in s.ns_codes]
+            mask &= np.isin(s.vectors.ns[:n], codes)
+        if kind is not None:
+            kinds = [kind] if isinstance(kind, str) else list(kind)
+            mask &= np.isin(s.vectors.kind[:n], [KIND_CODE[check_kind(k)] for k in kinds])
+        return mask
+
+    def _hit(self, row: int, score: float) -> Hit:
+        s = self._state
+        return Hit(
+            id=s.ids[row],
+            text=s.texts[row],
+            score=score,
+            metadata=decode_meta(s.metas[row]),
+            namespace=s.nss[row],
+            kind=s.kinds[row],
+            timestamp=from_micros(s.tss[row]),
+            importance=s.imps[row],
+        )
+
+    def namespace(self, name: str) -> Namespace:
+        """A view of this database scoped to one namespace."""
+        return Namespace(self, check_namespace(name))
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last applied event."""
+        return self._state.seq
+
+    def state_hash(self) -> str:
+        """Hex digest of the logical state: equal for equal histories, whatever the
+        snapshot timing, batching or backend."""
+        with self._lock:
+            self._check_open()
+            return self._state.state_hash()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            self._check_open()
+            s = self._state
+            return {
+                "memories": s.live,
+                "forgotten": sum(1 for d in s.dseqs if d),
+                "edges": len(s.edges),
+                "namespaces": len(s.ns_live),
+                "seq": s.seq,
+                "dim": s.dim,
+                "log_bytes": _dir_bytes(self._wal_dir, fmt.WAL_SUFFIX),
+                "snapshot_bytes": _dir_bytes(self._snap_dir, fmt.SNAP_SUFFIX),
+                "segments": len(list_numbered(self._wal_dir, fmt.WAL_SUFFIX)),
+                "last_snapshot_seq": self._last_snapshot_seq,
+                "durability": self.durability,
+                "readonly": self.readonly,
+                "format_version": fmt.FORMAT_VERSION,
+                "backend": backend(),
+                "open": dict(self._open_stats),
+            }
+
+    def _disk_bytes(self) -> int:
+        return _dir_bytes(self._wal_dir, fmt.WAL_SUFFIX) + _dir_bytes(
+            self._snap_dir, fmt.SNAP_SUFFIX
+        )
+
+    def refresh(self) -> int:
+        """Catch up with the writer's log (readonly handles); returns events applied."""
+        with self._lock:
+            self._check_open()
+            if self._writer is not None:
+                return 0
+            assert self._cursor is not None
+            before = self._state.seq
+            try:
+                records, _tail = self._cursor.read()
+            except FileNotFoundError:
+                # The writer compacted or pruned past us: start again from its snapshot.
+                self._state, _tail = self._recover(fresh=False)
+                return self._state.seq - before
+            self._apply_records(self._state, records, self._wal_dir)
+            return self._state.seq - before
+
+
+class Namespace:
+    """The database seen through one namespace: writes land in it, reads stay in it."""
+
+    def __init__(self, db: Mnemos, name: str):
+        self.db = db
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name!r} of {self.db!r}>"
+
+    def _own(self, id: str) -> None:
+        with self.db._lock:
+            row = self.db._live_row(id)
+            if self.db._state.nss[row] != self.name:
+                raise MemoryNotFound(f"no memory with id {id!r} in namespace {self.name!r}")
+
+    def remember(self, text: str, **kwargs: Any) -> str:
+        if kwargs.get("namespace") not in (None, self.name):
+            raise InvalidInputError(f"this view writes to namespace {self.name!r} only")
+        kwargs["namespace"] = self.name
+        return self.db.remember(text, **kwargs)
+
+    def remember_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[str]:
+        scoped = []
+        for item in items:
+            entry = {"text": item} if isinstance(item, str) else dict(item)
+            if entry.get("namespace") not in (None, self.name):
+                raise InvalidInputError(f"this view writes to namespace {self.name!r} only")
+            entry["namespace"] = self.name
+            scoped.append(entry)
+        return self.db.remember_many(scoped)
+
+    def ask(self, query: str | None = None, **kwargs: Any) -> list[Hit]:
+        kwargs["namespace"] = self.name
+        return self.db.ask(query, **kwargs)
+
+    def get(self, id: str) -> Memory:
+        with self.db._lock:
+            self._own(id)
+            return self.db.get(id)
+
+    def update(self, id: str, **kwargs: Any) -> None:
+        with self.db._lock:
+            self._own(id)
+            self.db.update(id, **kwargs)
+
+    def forget(self, id: str) -> None:
+        with self.db._lock:
+            self._own(id)
+            self.db.forget(id)
+
+    def history(self, id: str) -> list[Version]:
+        versions = self.db.history(id)
+        if versions[-1].memory.namespace != self.name:
+            raise MemoryNotFound(f"no memory with id {id!r} in namespace {self.name!r}")
+        return versions
+
+    def connect(self, a: str, b: str, relation: str = "related", weight: float = 1.0) -> None:
+        with self.db._lock:
+            self._own(a)
+            self._own(b)
+            self.db.connect(a, b, relation, weight)
+
+    def disconnect(self, a: str, b: str, relation: str | None = None) -> int:
+        with self.db._lock:
+            self._own(a)
+            self._own(b)
+            return self.db.disconnect(a, b, relation)
+
+    def neighbors(
+        self, id: str, depth: int = 1, relation: str | None = None, *, direction: str = "both"
+    ) -> list[Neighbor]:
+        with self.db._lock:
+            self._own(id)
+            found = self.db.neighbors(id, depth, relation, direction=direction)
+            nss = self.db._state.nss
+            rows = self.db._state.rows
+            return [n for n in found if nss[rows[n.id]] == self.name]
+
+    def stats(self) -> dict[str, Any]:
+        with self.db._lock:
+            s = self.db._state
+            return {
+                "namespace": self.name,
+                "memories": s.ns_live.get(self.name, 0),
+                "seq": s.seq,
+            }
+
+
+_REMEMBER_KEYS = frozenset(
+    {"text", "metadata", "namespace", "kind", "importance", "timestamp", "vector", "id"}
+)
+
+
+def _auto_id(seq: int, state: State, taken: set[str]) -> str:
+    """``m<seq>``; if a caller already used that id, ``m<seq>-1``, ``m<seq>-2``, ..."""
+    base = f"m{seq}"
+    mid, n = base, 0
+    while mid in state.rows or mid in taken:
+        n += 1
+        mid = f"{base}-{n}"
+    return mid
+
+
+def _version(mid: str, v: VersionTuple) -> Version:
+    seq, at, op, ver, text, meta, ns, kind, imp, ts, vec = v
+    memory = Memory(
+        id=mid,
+        text=text,
+        metadata=decode_meta(meta),
+        namespace=ns,
+        kind=kind,
+        importance=imp,
+        timestamp=from_micros(ts),
+        vector=np.frombuffer(vec, dtype="<f4").copy(),
+        version=ver,
+    )
+    return Version(seq=seq, at=from_micros(at), op=op, memory=memory)
+
+
+def take_writer_lock(path: str) -> int:
+    """Lock ``path/LOCK`` for writing, without waiting; returns the descriptor holding it.
+
+    ``flock`` locks belong to the open file, so a second writer in the same process is
+    refused as well, and the lock goes away with the process however it ends.
+    """
+    fd = os.open(os.path.join(path, fmt.LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        raise DatabaseLockedError(
+            f"{path} is open for writing by another process"
+            + (f" (pid {holder})" if holder else "")
+            + "; close it there, or open this one with readonly=True"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _segment_header(first_seq: int, prev_crc: int) -> bytes:
+    from .wal import encode_segment_header
+
+    return encode_segment_header(first_seq, prev_crc)
+
+
+def _check_db_file(path: str) -> None:
+    with open(path, "rb") as f:
+        data = f.read(fmt.DB_HEADER.size + 1)
+    if len(data) != fmt.DB_HEADER.size:
+        raise CorruptDatabaseError(f"{path} has the wrong size", path=path, offset=0)
+    magic, version, crc = fmt.DB_HEADER.unpack(data)
+    if magic != fmt.DB_MAGIC or crc != crc32(data[:12]):
+        raise CorruptDatabaseError(f"{path} is not a valid Mnemos header", path=path, offset=0)
+    if version != fmt.FORMAT_VERSION:
+        raise CorruptDatabaseError(
+            f"{path} is format version {version}; this Mnemos reads version "
+            f"{fmt.FORMAT_VERSION} (upgrade mnemos-db)",
+            path=path,
+            offset=8,
+        )
+
+
+def _dir_bytes(directory: str, suffix: str) -> int:
+    total = 0
+    for n in list_numbered(directory, suffix):
+        name = f"{n:020d}{suffix}"
+        with contextlib.suppress(FileNotFoundError):  # pruned meanwhile
+            total += os.stat(os.path.join(directory, name)).st_size
+    return total
+
+
+def _describe(identity: Mapping[str, Any] | None) -> str:
+    if identity is None:
+        return "none (vector-only)"
+    return f"{identity['name']!r} (dim {identity['dim']}, fingerprint {identity['fingerprint']})"
+
+
+def _resolve_embedder(embedder: Any) -> Any:
+    """``None`` or ``"default"`` (no built-in model yet: vector-only) or an object with
+    ``name``, ``dim``, ``fingerprint`` and ``embed(texts) -> (n, dim) float32``."""
+    if embedder is None or embedder == "default":
+        return None
+    missing = [a for a in ("name", "dim", "fingerprint", "embed") if not hasattr(embedder, a)]
+    if missing:
+        raise InvalidInputError(
+            f"embedder lacks {', '.join(missing)}; give an object with name, dim, "
+            "fingerprint and embed(texts), or embedder=None for a vector-only database"
+        )
+    return embedder

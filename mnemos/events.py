@@ -1,0 +1,232 @@
+"""Events: the values users pass, checked and resolved into what the log records.
+
+Every check happens here, before anything is encoded, so bad input raises
+``InvalidInputError`` and writes nothing. FORMAT.md "Events" lists each event's fields.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from . import format as fmt
+from .errors import InvalidInputError
+
+_INT_MIN = -(2**63)
+_UINT_MAX = 2**64 - 1
+_META_DEPTH_MAX = 32
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+Clock = Callable[[], "datetime | float | int"]
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    payload: bytes = msgpack.packb(event, use_bin_type=True)
+    if len(payload) > fmt.EVENT_BYTES_MAX:
+        raise InvalidInputError(
+            f"this operation encodes to {len(payload)} bytes, over EVENT_BYTES_MAX "
+            f"({fmt.EVENT_BYTES_MAX}); store less text or metadata per memory"
+        )
+    return payload
+
+
+def decode_event(payload: bytes | memoryview) -> dict[str, Any]:
+    event = msgpack.unpackb(payload, raw=False)
+    if not isinstance(event, dict) or not isinstance(event.get("t"), str):
+        raise ValueError("record payload is not an event map")
+    return event
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+def _utf8_len(value: str, what: str) -> int:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{what} is not valid Unicode text ({exc.reason})") from None
+
+
+def check_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
+    if _utf8_len(text, "text") > fmt.TEXT_BYTES_MAX:
+        raise InvalidInputError(
+            f"text is {_utf8_len(text, 'text')} bytes of UTF-8, over the limit of "
+            f"{fmt.TEXT_BYTES_MAX}; split it (ingest_document chunks long text)"
+        )
+    return text
+
+
+def _check_name(value: object, what: str, limit: int) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{what} must be a non-empty str, not {value!r}")
+    if _utf8_len(value, what) > limit:
+        raise InvalidInputError(f"{what} {value[:40]!r}... is over {limit} bytes of UTF-8")
+    return value
+
+
+def check_id(mid: object) -> str:
+    return _check_name(mid, "memory id", fmt.ID_BYTES_MAX)
+
+
+def check_namespace(ns: object) -> str:
+    return (
+        fmt.DEFAULT_NAMESPACE
+        if ns is None
+        else _check_name(ns, "namespace", fmt.NAMESPACE_BYTES_MAX)
+    )
+
+
+def check_relation(rel: object) -> str:
+    return _check_name(rel, "relation", fmt.RELATION_BYTES_MAX)
+
+
+def check_kind(kind: object) -> str:
+    if kind not in fmt.KINDS:
+        raise InvalidInputError(f"kind must be one of {', '.join(fmt.KINDS)}; got {kind!r}")
+    return str(kind)
+
+
+def _check_real(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInputError(f"{what} must be a number, not {type(value).__name__}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise InvalidInputError(f"{what} must be finite, got {result}")
+    return result
+
+
+def check_importance(value: object) -> float:
+    result = _check_real(value, "importance")
+    if not 0.0 <= result <= 1.0:
+        raise InvalidInputError(f"importance must be between 0 and 1, got {result}")
+    return result
+
+
+def check_weight(value: object) -> float:
+    return _check_real(value, "weight")
+
+
+def to_micros(value: object, what: str = "timestamp") -> int:
+    """A datetime (naive means UTC) or epoch seconds, as integer microseconds."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        delta = aware - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    seconds = _check_real(value, what)
+    return round(seconds * 1_000_000)
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, tz=timezone.utc).replace(
+        microsecond=micros % 1_000_000
+    )
+
+
+def now_micros(clock: Clock) -> int:
+    return to_micros(clock(), "the clock's value")
+
+
+def check_vector(vector: object, dim: int | None) -> bytes:
+    """A 1-D finite, non-zero float32 vector of the database's dimension, as LE bytes."""
+    try:
+        arr = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"vector must be a sequence of numbers ({exc})") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidInputError(
+            f"vector must be one-dimensional and non-empty, got shape {arr.shape}"
+        )
+    if dim is not None and arr.size != dim:
+        raise InvalidInputError(
+            f"vector has {arr.size} dimensions but this database stores {dim}-dimensional vectors"
+        )
+    if arr.size > fmt.DIM_MAX:
+        raise InvalidInputError(
+            f"vector has {arr.size} dimensions; the limit is DIM_MAX={fmt.DIM_MAX}"
+        )
+    if not np.isfinite(arr).all():
+        raise InvalidInputError("vector contains NaN or infinity; pass finite numbers only")
+    if not np.any(arr):
+        raise InvalidInputError("vector is all zeros, so it has no direction to compare by")
+    return arr.astype("<f4", copy=False).tobytes()
+
+
+def _canonical(value: Any, depth: int, path: str) -> Any:
+    """JSON-like values with dict keys sorted; rejects what msgpack or JSON cannot hold."""
+    if depth > _META_DEPTH_MAX:
+        raise InvalidInputError(f"metadata nests deeper than {_META_DEPTH_MAX} levels at {path}")
+    if value is None or isinstance(value, (bool, str)):
+        if isinstance(value, str):
+            _utf8_len(value, f"metadata value at {path}")
+        return value
+    if isinstance(value, numbers.Integral):
+        if not _INT_MIN <= int(value) <= _UINT_MAX:
+            raise InvalidInputError(f"metadata integer at {path} does not fit in 64 bits")
+        return int(value)
+    if isinstance(value, numbers.Real):
+        result = float(value)
+        if not math.isfinite(result):
+            raise InvalidInputError(f"metadata value at {path} is {result}; only finite numbers")
+        return result
+    if isinstance(value, Mapping):
+        out = {}
+        for key in sorted(value, key=lambda k: (not isinstance(k, str), str(k))):
+            if not isinstance(key, str):
+                raise InvalidInputError(
+                    f"metadata keys must be str; {key!r} at {path} is {type(key).__name__}"
+                )
+            _utf8_len(key, f"metadata key at {path}")
+            out[key] = _canonical(value[key], depth + 1, f"{path}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value)]
+    raise InvalidInputError(
+        f"metadata value at {path} has type {type(value).__name__}; use None, bool, int, "
+        "float, str, list or dict"
+    )
+
+
+def check_metadata(meta: object) -> dict[str, Any]:
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise InvalidInputError(f"metadata must be a dict, not {type(meta).__name__}")
+    result: dict[str, Any] = _canonical(meta, 0, "metadata")
+    size = len(msgpack.packb(result, use_bin_type=True))
+    if size > fmt.METADATA_BYTES_MAX:
+        raise InvalidInputError(
+            f"metadata encodes to {size} bytes, over the limit of {fmt.METADATA_BYTES_MAX}"
+        )
+    return result
+
+
+_EMPTY_META: bytes = msgpack.packb({})
+
+
+def canonical_meta(meta: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a metadata map: msgpack, keys sorted at every level."""
+    if not meta:
+        return _EMPTY_META
+    packed: bytes = msgpack.packb(_sorted_keys(meta), use_bin_type=True)
+    return packed
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
+def decode_meta(packed: bytes) -> dict[str, Any]:
+    meta: dict[str, Any] = msgpack.unpackb(packed, raw=False)
+    return meta

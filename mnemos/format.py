@@ -1,0 +1,73 @@
+"""On-disk constants and limits. FORMAT.md is the normative description of each.
+
+Everything on disk is little-endian. Names carry their unit last.
+"""
+
+from __future__ import annotations
+
+import struct
+
+FORMAT_VERSION = 1  # FORMAT.md "Version log"
+
+# FORMAT.md "The MNEMOS file"
+DB_MAGIC = b"MNEMOSDB"
+DB_FILE = "MNEMOS"
+DB_HEADER = struct.Struct("<8sII")  # magic, format_version, crc32 of the first 12 bytes
+LOCK_FILE = "LOCK"
+WAL_DIR = "wal"
+SNAPSHOT_DIR = "snapshots"
+TMP_SUFFIX = ".tmp"
+
+# FORMAT.md "Log segments"
+WAL_MAGIC = b"MNEMOSWL"
+WAL_SUFFIX = ".wal"
+SEGMENT_HEADER = struct.Struct("<8sIIQII")  # magic, version, reserved, first_seq, prev_crc, crc
+SEGMENT_HEADER_BYTES = SEGMENT_HEADER.size  # 32
+RECORD_HEADER = struct.Struct("<IIQIB3s")  # crc, length, seq, prev_crc, flags, reserved
+RECORD_HEADER_BYTES = RECORD_HEADER.size  # 24
+FLAG_CONTINUES = 0x01  # the transaction goes on in the next record
+FLAGS_KNOWN = FLAG_CONTINUES
+
+# FORMAT.md "Snapshots"
+SNAP_MAGIC = b"MNEMSNAP"
+SNAP_SUFFIX = ".snap"
+SNAP_HEADER = struct.Struct("<8sIIQII")  # magic, version, sections, seq, last_crc, crc
+SNAP_HEADER_BYTES = SNAP_HEADER.size  # 32
+SNAP_SECTION = struct.Struct("<IIQQQII")  # kind, codec, offset, stored, raw, crc, reserved
+SNAP_SECTION_BYTES = SNAP_SECTION.size  # 40
+SNAP_ALIGN_BYTES = 64
+SECTION_STATE = 1
+SECTION_VECTORS = 2
+SECTION_NORMS = 3
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+
+# FORMAT.md "Limits"
+EVENT_BYTES_MAX = 8 * 1024 * 1024
+TEXT_BYTES_MAX = 1024 * 1024
+METADATA_BYTES_MAX = 1024 * 1024
+DIM_MAX = 4096
+ID_BYTES_MAX = 256
+NAMESPACE_BYTES_MAX = 256
+RELATION_BYTES_MAX = 256
+BATCH_ITEMS_MAX = 1_000_000
+
+KINDS = ("episodic", "semantic", "procedural")
+DEFAULT_NAMESPACE = "default"
+DEFAULT_IMPORTANCE = 0.5
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{WAL_SUFFIX}"
+
+
+def snapshot_name(seq: int) -> str:
+    return f"{seq:020d}{SNAP_SUFFIX}"
+
+
+def parse_numbered(name: str, suffix: str) -> int | None:
+    """The number in a segment or snapshot file name, or None for any other name."""
+    stem = name[: -len(suffix)] if name.endswith(suffix) else ""
+    if len(stem) != 20 or not stem.isdigit():
+        return None
+    return int(stem)

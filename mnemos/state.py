@@ -1,0 +1,292 @@
+"""The deterministic state machine: ``State.apply(seq, event)`` and ``state_hash``.
+
+Nothing here performs I/O or reads a clock, a random source, the environment or an
+embedder: an event carries every value it needs (ids, timestamps, vectors, resolved
+parameters), so applying the same events always gives the same state, on any machine.
+Events are validated before they are logged (see ``events.py``); ``apply`` trusts them.
+
+Memories live in row-aligned columns (row = position in creation order) so snapshots
+load without building an object per memory. Vectors and the row filters live in the
+vector index, which is derived from the same events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from . import format as fmt
+from .events import canonical_meta
+from .index.vector import VectorIndex
+
+KIND_CODE = {kind: code for code, kind in enumerate(fmt.KINDS)}
+
+# A superseded version or tombstone, oldest first per memory. Field order is FORMAT.md's.
+# (seq, at, op, version, text, meta, namespace, kind, importance, timestamp, vector bytes)
+Version = tuple[int, int, str, int, str, bytes, str, str, float, int, bytes]
+
+
+class State:
+    def __init__(self) -> None:
+        self.seq = 0
+        self.format = fmt.FORMAT_VERSION
+        self.dim: int | None = None
+        self.embedder: dict[str, Any] | None = None
+        self.rows: dict[str, int] = {}
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.metas: list[bytes] = []
+        self.nss: list[str] = []
+        self.kinds: list[str] = []
+        self.imps: list[float] = []
+        self.tss: list[int] = []
+        self.vers: list[int] = []
+        self.vseqs: list[int] = []  # seq of the event that made the current version
+        self.vats: list[int] = []  # its time (microseconds since the epoch)
+        self.dseqs: list[int] = []  # seq of the forget that tombstoned the row, 0 if live
+        self.dats: list[int] = []
+        self.history: dict[str, list[Version]] = {}
+        self.ns_codes: dict[str, int] = {}
+        self.ns_live: dict[str, int] = {}
+        self.live = 0
+        self.vectors: VectorIndex | None = None
+        self.edges: dict[tuple[str, str, str], float] = {}
+        self.out_edges: dict[str, dict[tuple[str, str], float]] = {}
+        self.in_edges: dict[str, dict[tuple[str, str], float]] = {}
+
+    # -- lookups ------------------------------------------------------------------
+
+    def live_row(self, mid: str) -> int | None:
+        row = self.rows.get(mid)
+        if row is None or self.dseqs[row]:
+            return None
+        return row
+
+    def vector(self, row: int) -> np.ndarray:
+        assert self.vectors is not None
+        row_copy: np.ndarray = self.vectors.mat[row].copy()
+        return row_copy
+
+    def version_of(self, row: int) -> Version:
+        return (
+            self.vseqs[row],
+            self.vats[row],
+            "remember" if self.vers[row] == 1 or self._re_remembered(row) else "update",
+            self.vers[row],
+            self.texts[row],
+            self.metas[row],
+            self.nss[row],
+            self.kinds[row],
+            self.imps[row],
+            self.tss[row],
+            self.vector(row).astype("<f4").tobytes(),
+        )
+
+    def _re_remembered(self, row: int) -> bool:
+        past = self.history.get(self.ids[row])
+        return past is not None and bool(past) and past[-1][2] == "forget"
+
+    def ns_code(self, ns: str) -> int:
+        code = self.ns_codes.get(ns)
+        if code is None:
+            code = self.ns_codes[ns] = len(self.ns_codes)
+        return code
+
+    # -- apply ----------------------------------------------------------------------
+
+    def apply(self, seq: int, event: dict[str, Any]) -> None:
+        """Apply one validated event. Pure: the result depends only on state and event."""
+        handler = _HANDLERS.get(event["t"])
+        if handler is None:
+            raise ValueError(f"unknown event type {event['t']!r} at seq {seq}")
+        handler(self, seq, event)
+        self.seq = seq
+
+    def _init(self, seq: int, e: dict[str, Any]) -> None:
+        self.format = e["format"]
+        self.dim = e["dim"]
+        self.embedder = e["embedder"]
+
+    def _remember(self, seq: int, e: dict[str, Any]) -> None:
+        mid = e["id"]
+        vec = np.frombuffer(e["vec"], dtype="<f4")
+        if self.dim is None:
+            self.dim = len(vec)
+        if self.vectors is None:
+            self.vectors = VectorIndex(len(vec))
+        ns, kind, at = e["ns"], e["kind"], e["at"]
+        meta = canonical_meta(e["meta"])
+        row = self.rows.get(mid)
+        if row is None:
+            row = len(self.ids)
+            self.rows[mid] = row
+            self.ids.append(mid)
+            self.texts.append(e["text"])
+            self.metas.append(meta)
+            self.nss.append(ns)
+            self.kinds.append(kind)
+            self.imps.append(float(e["imp"]))
+            self.tss.append(e["ts"])
+            self.vers.append(1)
+            self.vseqs.append(seq)
+            self.vats.append(at)
+            self.dseqs.append(0)
+            self.dats.append(0)
+            self.vectors.append(vec, self.ns_code(ns), KIND_CODE[kind])
+        else:  # a forgotten id remembered again: its past stays in history
+            past = self.history.setdefault(mid, [])
+            past.append(self.version_of(row))
+            past.append(self._tombstone(row))
+            self.texts[row], self.metas[row], self.nss[row] = e["text"], meta, ns
+            self.kinds[row], self.imps[row], self.tss[row] = kind, float(e["imp"]), e["ts"]
+            self.vers[row] += 1
+            self.vseqs[row], self.vats[row] = seq, at
+            self.dseqs[row] = self.dats[row] = 0
+            self.vectors.set(row, vec, self.ns_code(ns), KIND_CODE[kind])
+        self.live += 1
+        self.ns_live[ns] = self.ns_live.get(ns, 0) + 1
+
+    def _tombstone(self, row: int) -> Version:
+        v = self.version_of(row)
+        return (self.dseqs[row], self.dats[row], "forget", *v[3:])
+
+    def _update(self, seq: int, e: dict[str, Any]) -> None:
+        mid = e["id"]
+        row = self.rows[mid]
+        self.history.setdefault(mid, []).append(self.version_of(row))
+        if "text" in e:
+            self.texts[row] = e["text"]
+        if "meta" in e:
+            self.metas[row] = canonical_meta(e["meta"])
+        if "imp" in e:
+            self.imps[row] = float(e["imp"])
+        if "vec" in e:
+            assert self.vectors is not None
+            vec = np.frombuffer(e["vec"], dtype="<f4")
+            self.vectors.set(row, vec, self.vectors.ns[row], self.vectors.kind[row])
+        self.vers[row] += 1
+        self.vseqs[row], self.vats[row] = seq, e["at"]
+
+    def _forget(self, seq: int, e: dict[str, Any]) -> None:
+        mid = e["id"]
+        row = self.rows[mid]
+        self.dseqs[row], self.dats[row] = seq, e["at"]
+        assert self.vectors is not None
+        self.vectors.alive[row] = False
+        self.live -= 1
+        ns = self.nss[row]
+        self.ns_live[ns] -= 1
+        if not self.ns_live[ns]:
+            del self.ns_live[ns]
+        for other, rel in list(self.out_edges.get(mid, {})):
+            self._drop_edge(mid, other, rel)
+        for other, rel in list(self.in_edges.get(mid, {})):
+            self._drop_edge(other, mid, rel)
+
+    def _connect(self, seq: int, e: dict[str, Any]) -> None:
+        a, b, rel, w = e["a"], e["b"], e["rel"], float(e["w"])
+        self.edges[(a, b, rel)] = w
+        self.out_edges.setdefault(a, {})[(b, rel)] = w
+        self.in_edges.setdefault(b, {})[(a, rel)] = w
+
+    def _disconnect(self, seq: int, e: dict[str, Any]) -> None:
+        a, b, rel = e["a"], e["b"], e["rel"]
+        for other, r in list(self.out_edges.get(a, {})):
+            if other == b and (rel is None or r == rel):
+                self._drop_edge(a, b, r)
+
+    def _drop_edge(self, a: str, b: str, rel: str) -> None:
+        del self.edges[(a, b, rel)]
+        out = self.out_edges[a]
+        del out[(b, rel)]
+        if not out:
+            del self.out_edges[a]
+        inn = self.in_edges[b]
+        del inn[(a, rel)]
+        if not inn:
+            del self.in_edges[b]
+
+    def _compact(self, seq: int, e: dict[str, Any]) -> None:
+        """Drop tombstoned memories and all but the newest ``keep`` superseded versions."""
+        keep = e["keep"]
+        kept = [row for row in range(len(self.ids)) if not self.dseqs[row]]
+        if len(kept) != len(self.ids):
+            cols = (
+                "ids",
+                "texts",
+                "metas",
+                "nss",
+                "kinds",
+                "imps",
+                "tss",
+                "vers",
+                "vseqs",
+                "vats",
+                "dseqs",
+                "dats",
+            )
+            for name in cols:
+                old = getattr(self, name)
+                setattr(self, name, [old[row] for row in kept])
+            assert self.vectors is not None
+            self.vectors.keep(np.asarray(kept, dtype=np.int64))
+            self.rows = {mid: row for row, mid in enumerate(self.ids)}
+        history: dict[str, list[Version]] = {}
+        for mid, past in self.history.items():
+            if mid in self.rows and keep > 0:
+                history[mid] = past[-keep:]
+        self.history = history
+
+    # -- digest ---------------------------------------------------------------------
+
+    def state_hash(self) -> str:
+        """BLAKE2b-256 of the canonical encoding of the logical state (FORMAT.md
+        "State hash"): independent of rows, snapshots, batching and backend."""
+        h = hashlib.blake2b(digest_size=32)
+        pack = msgpack.Packer(use_bin_type=True, use_single_float=False).pack
+        h.update(pack(["mnemos-state", self.format, self.dim, _sorted_map(self.embedder)]))
+        order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
+        h.update(pack(len(order)))
+        for row in order:
+            h.update(
+                pack(
+                    [
+                        self.ids[row],
+                        self.texts[row],
+                        self.metas[row],
+                        self.nss[row],
+                        self.kinds[row],
+                        self.imps[row],
+                        self.tss[row],
+                        self.vers[row],
+                        self.vseqs[row],
+                        self.vats[row],
+                        self.dseqs[row],
+                        self.dats[row],
+                        self.history.get(self.ids[row], []),
+                    ]
+                )
+            )
+        if self.vectors is not None and order:
+            h.update(np.ascontiguousarray(self.vectors.mat[order], dtype="<f4").tobytes())
+        h.update(pack(sorted([a, b, rel, w] for (a, b, rel), w in self.edges.items())))
+        return h.hexdigest()
+
+
+def _sorted_map(value: dict[str, Any] | None) -> list[Any] | None:
+    return None if value is None else sorted(value.items())
+
+
+_HANDLERS: dict[str, Callable[[State, int, dict[str, Any]], None]] = {
+    "init": State._init,
+    "remember": State._remember,
+    "update": State._update,
+    "forget": State._forget,
+    "connect": State._connect,
+    "disconnect": State._disconnect,
+    "compact": State._compact,
+}

@@ -1,0 +1,492 @@
+"""The write-ahead log: record codec, segment scanning and the appending writer.
+
+FORMAT.md "Log segments" is the specification. In one sentence, a record is valid when
+its header and payload lie inside the file, its length is at most EVENT_BYTES_MAX, its
+stored CRC equals the CRC-32 of everything after the CRC field up to the end of the
+payload, its flags and reserved bytes are known, its seq is one more than the record
+before it and its prev_crc equals that record's CRC; a transaction (a run of records
+ending with one whose CONTINUES flag is clear) is committed only when all its records are
+valid.
+
+The log files are durable state; everything else is derived from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import format as fmt
+from ._native import crc32
+from .errors import CorruptDatabaseError, StorageError
+from .storage import OSStorage, write_atomically
+
+log = logging.getLogger("mnemos")
+
+_RESERVED = b"\0\0\0"
+_HEADER_TAIL = struct.Struct("<IQIB3s")
+
+
+def encode_record(seq: int, prev_crc: int, flags: int, payload: bytes) -> tuple[bytes, int]:
+    """One record's bytes and its CRC. Checks the limit before anything is written."""
+    if len(payload) > fmt.EVENT_BYTES_MAX:
+        raise ValueError(f"event of {len(payload)} bytes exceeds EVENT_BYTES_MAX")
+    tail = _HEADER_TAIL.pack(len(payload), seq, prev_crc, flags, _RESERVED)
+    crc = crc32(payload, crc32(tail))
+    return crc.to_bytes(4, "little") + tail + payload, crc
+
+
+def encode_segment_header(first_seq: int, prev_crc: int) -> bytes:
+    body = fmt.SEGMENT_HEADER.pack(fmt.WAL_MAGIC, fmt.FORMAT_VERSION, 0, first_seq, prev_crc, 0)
+    crc = crc32(body[:28])
+    return body[:28] + crc.to_bytes(4, "little")
+
+
+@dataclass(frozen=True)
+class SegmentHeader:
+    first_seq: int
+    prev_crc: int
+
+
+def decode_segment_header(data: bytes | memoryview, path: str) -> SegmentHeader:
+    if len(data) < fmt.SEGMENT_HEADER_BYTES:
+        raise CorruptDatabaseError(
+            f"log segment {path} is shorter than its {fmt.SEGMENT_HEADER_BYTES}-byte header",
+            path=path,
+            offset=0,
+        )
+    magic, version, reserved, first_seq, prev_crc, crc = fmt.SEGMENT_HEADER.unpack_from(data, 0)
+    if magic != fmt.WAL_MAGIC:
+        raise CorruptDatabaseError(f"{path} is not a Mnemos log segment", path=path, offset=0)
+    if crc != crc32(bytes(data[:28])):
+        raise CorruptDatabaseError(
+            f"log segment header checksum mismatch in {path}", path=path, offset=0
+        )
+    if version != fmt.FORMAT_VERSION or reserved != 0:
+        raise CorruptDatabaseError(
+            f"log segment {path} has format version {version}; this Mnemos reads version "
+            f"{fmt.FORMAT_VERSION} (upgrade mnemos-db)",
+            path=path,
+            offset=8,
+        )
+    return SegmentHeader(first_seq, prev_crc)
+
+
+@dataclass
+class ScanResult:
+    """What one pass over a run of record bytes found.
+
+    ``records`` holds (seq, crc, payload) for committed records only. ``end`` is the offset
+    just after the last committed record, ``seq``/``crc`` describe that record.
+    ``status`` is "clean" (every byte consumed), "torn" (the bytes after ``end`` are an
+    interrupted append: truncate to ``end``) or "corrupt" (damage at ``bad_offset`` with a
+    valid record after it).
+    """
+
+    records: list[tuple[int, int, memoryview]] = field(default_factory=list)
+    end: int = 0
+    seq: int = 0
+    crc: int = 0
+    status: str = "clean"
+    bad_offset: int | None = None
+    reason: str = ""
+
+
+def check_record(
+    buf: memoryview, pos: int, expect_seq: int, expect_prev: int
+) -> tuple[int, int, int] | str:
+    """The validity rule: (crc, length, flags) of the valid record at ``pos``, or the
+    reason it is not valid."""
+    remaining = len(buf) - pos
+    if remaining < fmt.RECORD_HEADER_BYTES:
+        return "truncated record header"
+    crc, length, seq, prev, flags, reserved = fmt.RECORD_HEADER.unpack_from(buf, pos)
+    if length > fmt.EVENT_BYTES_MAX:
+        return f"record length {length} exceeds EVENT_BYTES_MAX"
+    if fmt.RECORD_HEADER_BYTES + length > remaining:
+        return "truncated record payload"
+    if crc32(buf[pos + 4 : pos + fmt.RECORD_HEADER_BYTES + length]) != crc:
+        return "record checksum mismatch"
+    if flags & ~fmt.FLAGS_KNOWN or reserved != _RESERVED:
+        return "unknown record flags or reserved bytes"
+    if seq != expect_seq:
+        return f"sequence gap: expected seq {expect_seq}, found {seq}"
+    if prev != expect_prev:
+        return "broken checksum chain (prev_crc does not match the previous record)"
+    return crc, length, flags
+
+
+def _valid_record_after(buf: memoryview, start: int, min_seq: int) -> bool:
+    """Is there a self-consistent record (fits in the buffer, known flags, zero reserved
+    bytes, seq >= min_seq, matching CRC) at any offset >= start? This separates damage
+    in the middle of the log (corruption) from an interrupted final append (torn tail).
+
+    Every byte offset is a candidate, so the header fields are screened for all of them
+    at once with strided numpy views and only the survivors are checksummed.
+    """
+    count = len(buf) - fmt.RECORD_HEADER_BYTES - start + 1
+    if count <= 0:
+        return False
+    raw = np.frombuffer(buf, dtype=np.uint8)
+
+    def field(offset: int, dtype: str) -> np.ndarray:
+        view: np.ndarray = np.ndarray(
+            (count,), dtype=dtype, buffer=raw, offset=start + offset, strides=(1,)
+        )
+        return view
+
+    flags, r1, r2, r3 = field(20, "u1"), field(21, "u1"), field(22, "u1"), field(23, "u1")
+    seqs, lengths = field(8, "<u8"), field(4, "<u4")
+    # Records after the damage number at most one per RECORD_HEADER_BYTES bytes.
+    max_seq = min_seq + count // fmt.RECORD_HEADER_BYTES + 1
+    window = 1 << 20
+    for lo in range(0, count, window):
+        hi = min(lo + window, count)
+        idx = lo + np.flatnonzero(
+            (r1[lo:hi] == 0)
+            & (r2[lo:hi] == 0)
+            & (r3[lo:hi] == 0)
+            & ((flags[lo:hi] & ~np.uint8(fmt.FLAGS_KNOWN)) == 0)
+        )
+        seq = seqs[idx]
+        fits = lengths[idx].astype(np.int64) <= count - 1 - idx
+        for i in idx[(seq >= min_seq) & (seq <= max_seq) & fits]:
+            pos = start + int(i)
+            crc, length = struct.unpack_from("<II", buf, pos)
+            if crc32(buf[pos + 4 : pos + fmt.RECORD_HEADER_BYTES + length]) == crc:
+                return True
+    return False
+
+
+def scan_records(data: bytes | memoryview, base: int, seq: int, crc: int) -> ScanResult:
+    """Validate the records in ``data`` (which starts at file offset ``base``), the first
+    of which must have seq ``seq + 1`` and prev_crc ``crc``. Offsets returned are file
+    offsets."""
+    buf = memoryview(data)
+    n = len(buf)
+    result = ScanResult(end=base, seq=seq, crc=crc)
+    records = result.records
+    pending: list[tuple[int, int, memoryview]] = []
+    pos = 0
+    while pos < n:
+        checked = check_record(buf, pos, seq + 1, crc)
+        if isinstance(checked, str):
+            result.bad_offset = base + pos
+            result.reason = checked
+            damaged = _valid_record_after(buf, pos + 1, seq + 1)
+            result.status = "corrupt" if damaged else "torn"
+            return result
+        crc, length, flags = checked
+        seq += 1
+        end = pos + fmt.RECORD_HEADER_BYTES + length
+        pending.append((seq, crc, buf[pos + fmt.RECORD_HEADER_BYTES : end]))
+        pos = end
+        if not flags & fmt.FLAG_CONTINUES:
+            records.extend(pending)
+            pending.clear()
+            result.end, result.seq, result.crc = base + pos, seq, crc
+    if pending:
+        result.status = "torn"
+        result.bad_offset = result.end
+        result.reason = "transaction without its commit record"
+    return result
+
+
+def list_numbered(directory: str, suffix: str) -> list[int]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    numbers = (fmt.parse_numbered(name, suffix) for name in names)
+    return sorted(n for n in numbers if n is not None)
+
+
+def _read_from(path: str, offset: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read()
+
+
+@dataclass
+class Tail:
+    """Where the committed log ends, and what follows it in the last segment."""
+
+    segment: int  # first_seq of the last segment
+    end: int  # offset after its last committed record
+    seq: int
+    crc: int
+    torn_offset: int | None = None
+    torn_reason: str = ""
+
+
+class LogCursor:
+    """Reads committed records in order, segment after segment, and can resume later.
+
+    The segment list is taken before a segment's bytes are read, so a segment that has
+    a successor is known to be sealed (the writer syncs a segment before creating the
+    next) and any damage in it is corruption, never an append still in flight.
+    """
+
+    def __init__(self, wal_dir: str, after_seq: int, *, snapshot_crc: int | None = None):
+        self.wal_dir = wal_dir
+        self.after_seq = after_seq  # records up to here are already applied
+        self._snapshot_crc = snapshot_crc
+        self.segment: int | None = None
+        self.offset = 0
+        self.seq = 0
+        self.crc = 0
+
+    def _path(self, first_seq: int) -> str:
+        return os.path.join(self.wal_dir, fmt.segment_name(first_seq))
+
+    def _start(self, segments: list[int]) -> None:
+        want = self.after_seq + 1
+        candidates = [s for s in segments if s <= want]
+        if not candidates:
+            first = segments[0] if segments else None
+            raise CorruptDatabaseError(
+                f"log segment missing: no segment holds seq {want} "
+                f"(first segment starts at {first}) in {self.wal_dir}",
+                path=self.wal_dir,
+                offset=None,
+            )
+        self.segment = candidates[-1]
+        self.offset = -1  # header not read yet
+
+    def read(self) -> tuple[list[tuple[int, memoryview]], Tail]:
+        """Every committed record after the cursor, and where the log's tail stands."""
+        out: list[tuple[int, memoryview]] = []
+        segments = list_numbered(self.wal_dir, fmt.WAL_SUFFIX)
+        if self.segment is None:
+            self._start(segments)
+        elif self.segment not in segments:
+            raise FileNotFoundError(self._path(self.segment))
+        assert self.segment is not None
+        while True:
+            path = self._path(self.segment)
+            if self.offset < 0:
+                data = _read_from(path, 0)
+                header = decode_segment_header(data, path)
+                if header.first_seq != self.segment:
+                    raise CorruptDatabaseError(
+                        f"log segment {path} starts at seq {header.first_seq}, "
+                        "not the seq in its name",
+                        path=path,
+                        offset=16,
+                    )
+                if self.seq and (header.prev_crc != self.crc):
+                    raise CorruptDatabaseError(
+                        f"log segment {path} does not continue the previous segment's "
+                        "checksum chain",
+                        path=path,
+                        offset=24,
+                    )
+                self.offset, self.seq, self.crc = (
+                    fmt.SEGMENT_HEADER_BYTES,
+                    header.first_seq - 1,
+                    header.prev_crc,
+                )
+                if self.seq == self.after_seq:
+                    self._check_snapshot_link(self.seq, self.crc)
+                body = memoryview(data)[fmt.SEGMENT_HEADER_BYTES :]
+            else:
+                body = memoryview(_read_from(path, self.offset))
+            result = scan_records(body, self.offset, self.seq, self.crc)
+            for seq, crc, payload in result.records:
+                if seq > self.after_seq:
+                    out.append((seq, payload))
+                else:
+                    self._check_snapshot_link(seq, crc)
+            self.offset, self.seq, self.crc = result.end, result.seq, result.crc
+            self.after_seq = max(self.after_seq, self.seq)
+            later = [s for s in segments if s > self.segment]
+            if result.status == "corrupt" or (result.status == "torn" and later):
+                raise CorruptDatabaseError(
+                    f"log damaged at {path} offset {result.bad_offset}: {result.reason}",
+                    path=path,
+                    offset=result.bad_offset,
+                )
+            if not later:
+                tail = Tail(self.segment, self.offset, self.seq, self.crc)
+                if result.status == "torn":
+                    tail.torn_offset, tail.torn_reason = result.bad_offset, result.reason
+                return out, tail
+            if later[0] != self.seq + 1:
+                raise CorruptDatabaseError(
+                    f"log segment missing: {path} ends at seq {self.seq} but the next "
+                    f"segment starts at seq {later[0]}",
+                    path=self._path(later[0]),
+                    offset=0,
+                )
+            self.segment, self.offset = later[0], -1
+
+    def _check_snapshot_link(self, seq: int, crc: int) -> None:
+        """The snapshot records the CRC of its last record; a log that disagrees is not
+        the log the snapshot was taken from."""
+        if self._snapshot_crc is not None and seq == self.after_seq:
+            if crc != self._snapshot_crc:
+                raise SnapshotMismatch(seq)
+            self._snapshot_crc = None
+
+
+class SnapshotMismatch(Exception):
+    """The log's record at a snapshot's seq does not have the CRC the snapshot recorded."""
+
+
+class LogWriter:
+    """Appends transactions to the newest segment and makes them durable.
+
+    ``durability``: "full" syncs before every append returns; "normal" syncs from a
+    background thread at most every ``sync_interval_ms`` and on close; "off" leaves it to
+    the operating system. A failed write or sync puts the writer in a failed state: every
+    later append raises until the database is reopened.
+    """
+
+    def __init__(
+        self,
+        storage: OSStorage,
+        wal_dir: str,
+        tail: Tail,
+        *,
+        durability: str,
+        segment_bytes: int,
+        sync_interval_ms: float,
+    ):
+        self.storage = storage
+        self.wal_dir = wal_dir
+        self.durability = durability
+        self.segment_bytes = segment_bytes
+        self.segment = tail.segment
+        self.seq = tail.seq
+        self.crc = tail.crc
+        self.size = tail.end
+        self.failed: BaseException | None = None
+        self._fd = storage.open_append(self._path(self.segment))
+        self._io = threading.Lock()  # guards the descriptor against the sync thread
+        self._dirty = False
+        self._closing = False
+        self._wake = threading.Condition(self._io)
+        self._sync_interval_s = sync_interval_ms / 1000.0
+        self._syncer: threading.Thread | None = None
+        if durability == "normal":
+            self._syncer = threading.Thread(target=self._sync_loop, name="mnemos-sync", daemon=True)
+            self._syncer.start()
+
+    def _path(self, first_seq: int) -> str:
+        return os.path.join(self.wal_dir, fmt.segment_name(first_seq))
+
+    def _fail(self, exc: BaseException, what: str) -> StorageError:
+        self.failed = exc
+        err = StorageError(
+            f"{what} failed ({exc}); the database refuses further writes. Close and reopen "
+            "it to recover every acknowledged write"
+        )
+        if isinstance(exc, OSError):
+            err.errno = exc.errno
+        return err
+
+    def check(self) -> None:
+        if self.failed is not None:
+            raise StorageError(
+                f"an earlier write or sync failed ({self.failed}); close and reopen the "
+                "database to recover"
+            )
+
+    def append(self, payloads: list[bytes]) -> int:
+        """Write one transaction (all of ``payloads``, atomically) and return its first seq."""
+        self.check()
+        if self.size >= self.segment_bytes:
+            self._roll()
+        first = self.seq + 1
+        seq, crc = self.seq, self.crc
+        chunks = []
+        last = len(payloads) - 1
+        for i, payload in enumerate(payloads):
+            seq += 1
+            record, crc = encode_record(seq, crc, fmt.FLAG_CONTINUES if i < last else 0, payload)
+            chunks.append(record)
+        blob = b"".join(chunks)
+        with self._io:
+            try:
+                self.storage.write(self._fd, blob)
+            except OSError as exc:
+                raise self._fail(exc, "log write") from exc
+            if self.durability == "full":
+                try:
+                    self.storage.fdatasync(self._fd)
+                except OSError as exc:
+                    raise self._fail(exc, "log fdatasync") from exc
+            elif self.durability == "normal":
+                self._dirty = True
+                self._wake.notify()
+        self.seq, self.crc = seq, crc
+        self.size += len(blob)
+        return first
+
+    def _roll(self) -> None:
+        """Seal the current segment (synced whatever the durability, so a crash can never
+        leave a gap before a newer segment) and start the next one."""
+        first = self.seq + 1
+        path = self._path(first)
+        with self._io:
+            try:
+                self.storage.fsync(self._fd)
+                write_atomically(
+                    self.storage, path, [encode_segment_header(first, self.crc)], sync=True
+                )
+                fd = self.storage.open_append(path)
+            except OSError as exc:
+                raise self._fail(exc, "starting a new log segment") from exc
+            self.storage.close(self._fd)
+            self._fd, self._dirty = fd, False
+        self.segment, self.size = first, fmt.SEGMENT_HEADER_BYTES
+
+    def roll(self) -> None:
+        """Start a new segment now (compaction does, so older segments become whole)."""
+        self.check()
+        if self.size > fmt.SEGMENT_HEADER_BYTES:
+            self._roll()
+
+    def sync(self) -> None:
+        with self._io:
+            self._sync_locked()
+
+    def _sync_locked(self) -> None:
+        if self.failed is not None or self._fd < 0:
+            return
+        try:
+            self.storage.fdatasync(self._fd)
+            self._dirty = False
+        except OSError as exc:
+            self._fail(exc, "log fdatasync")
+            log.error("log fdatasync failed: %s; the database refuses further writes", exc)
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._io:
+                while not self._dirty and not self._closing:
+                    self._wake.wait()
+                if self._closing:
+                    return
+            time.sleep(self._sync_interval_s)
+            with self._io:
+                if self._dirty:
+                    self._sync_locked()
+
+    def close(self) -> None:
+        with self._io:
+            self._closing = True
+            self._wake.notify()
+            if self.durability != "off" and self._dirty:
+                self._sync_locked()
+            if self._fd >= 0:
+                self.storage.close(self._fd)
+                self._fd = -1
+        if self._syncer is not None:
+            self._syncer.join()
