@@ -56,7 +56,15 @@ from .state import KIND_CODE, State
 from .state import Version as VersionTuple
 from .storage import OSStorage, write_atomically
 from .types import Hit, Memory, Neighbor, Version
-from .wal import LogCursor, LogWriter, SnapshotMismatch, Tail, list_numbered
+from .wal import (
+    LogCursor,
+    LogWriter,
+    SnapshotMismatch,
+    Tail,
+    encode_record,
+    encode_segment_header,
+    list_numbered,
+)
 
 log = logging.getLogger("mnemos")
 
@@ -177,8 +185,8 @@ class Mnemos:
         self._last_snapshot_seq = 0
         self._open_stats: dict[str, Any] = {}
         try:
-            fresh = self._prepare_directory(create)
-            self._state, tail = self._recover(fresh)
+            self._prepare_directory(create, dim)
+            self._state, tail = self._recover()
             if not readonly:
                 self._writer = LogWriter(
                     self._storage,
@@ -188,15 +196,13 @@ class Mnemos:
                     segment_bytes=segment_bytes,
                     sync_interval_ms=sync_interval_ms,
                 )
-                if fresh:
-                    self._commit([self._init_event(dim)])
             self._check_identity(dim)
         except BaseException:
             self._release()
             raise
 
-    def _prepare_directory(self, create: bool) -> bool:
-        """Take the writer lock and make sure ``path`` is a database; True if it is new."""
+    def _prepare_directory(self, create: bool, dim: int | None) -> None:
+        """Take the writer lock and make sure ``path`` is a database (creating it)."""
         path = self.path
         if os.path.exists(path) and not os.path.isdir(path):
             raise InvalidInputError(f"{path} is a file, not a Mnemos database directory")
@@ -212,9 +218,7 @@ class Mnemos:
         db_file = os.path.join(path, fmt.DB_FILE)
         if os.path.exists(db_file):
             _check_db_file(db_file)
-            return not list_numbered(self._wal_dir, fmt.WAL_SUFFIX) and not list_numbered(
-                self._snap_dir, fmt.SNAP_SUFFIX
-            )
+            return
         ours = {fmt.LOCK_FILE, fmt.WAL_DIR, fmt.SNAPSHOT_DIR, fmt.DB_FILE + fmt.TMP_SUFFIX}
         foreign = sorted(set(os.listdir(path)) - ours)
         if foreign:
@@ -226,33 +230,69 @@ class Mnemos:
             raise InvalidInputError(
                 f"{path} is not initialised yet; open it once without readonly=True"
             )
+        self._create(dim)
+
+    def _create(self, dim: int | None) -> None:
+        """Lay out a new database. The log (with its first event) is written before the
+        MNEMOS file, so a directory with MNEMOS always has a log; without MNEMOS, the
+        creation never finished, nothing was acknowledged, and leftovers are replaced."""
         for sub in (self._wal_dir, self._snap_dir):
             self._storage.mkdir(sub)
+            for name in os.listdir(sub):
+                self._storage.unlink(os.path.join(sub, name))
+        payload = encode_event(self._init_event(dim))
+        record, _crc = encode_record(1, 0, 0, 1, payload)
+        write_atomically(
+            self._storage,
+            os.path.join(self._wal_dir, fmt.segment_name(1)),
+            [encode_segment_header(1, 0), record],
+        )
         header = fmt.DB_HEADER.pack(fmt.DB_MAGIC, fmt.FORMAT_VERSION, 0)[:12]
-        write_atomically(self._storage, db_file, [header + crc32(header).to_bytes(4, "little")])
-        return True
+        write_atomically(
+            self._storage,
+            os.path.join(self.path, fmt.DB_FILE),
+            [header + crc32(header).to_bytes(4, "little")],
+        )
 
-    def _recover(self, fresh: bool) -> tuple[State, Tail]:
-        """Newest valid snapshot plus the log after it; cleans orphans when writing."""
+    def _recover(self) -> tuple[State, Tail]:
+        """Newest valid snapshot plus the log after it; cleans orphans when writing.
+
+        A reader racing a writer that prunes files retries from the new listing.
+        """
+        for attempt in range(5):
+            listing = self._listing()
+            try:
+                return self._recover_once()
+            except (FileNotFoundError, CorruptDatabaseError):
+                if self.readonly and attempt < 4 and self._listing() != listing:
+                    continue  # the writer pruned files under us; look again
+                raise
+        raise AssertionError("unreachable")
+
+    def _segment_gone(self) -> bool:
+        assert self._cursor is not None
+        segment = self._cursor.segment
+        return segment is not None and not os.path.exists(
+            os.path.join(self._wal_dir, fmt.segment_name(segment))
+        )
+
+    def _listing(self) -> tuple[list[int], list[int]]:
+        return list_numbered(self._wal_dir, fmt.WAL_SUFFIX), list_numbered(
+            self._snap_dir, fmt.SNAP_SUFFIX
+        )
+
+    def _recover_once(self) -> tuple[State, Tail]:
         if not self.readonly:
             self._remove_orphans()
-        if fresh:
-            if not self.readonly:
-                write_atomically(
-                    self._storage,
-                    os.path.join(self._wal_dir, fmt.segment_name(1)),
-                    [_segment_header(1, 0)],
-                )
-            self._open_stats = {
-                "snapshot_seq": 0,
-                "snapshot_load_ms": 0.0,
-                "log_replay_ms": 0.0,
-                "events_replayed": 0,
-            }
-            return State(), Tail(segment=1, end=fmt.SEGMENT_HEADER_BYTES, seq=0, crc=0)
+        if not list_numbered(self._wal_dir, fmt.WAL_SUFFIX):
+            raise CorruptDatabaseError(
+                f"{self._wal_dir} holds no log segment, but {self.path} was created: the log "
+                "is missing",
+                path=self._wal_dir,
+            )
         damaged: list[str] = []
-        started = time.perf_counter()
         for snap_seq in [*reversed(list_numbered(self._snap_dir, fmt.SNAP_SUFFIX)), 0]:
+            started = time.perf_counter()
             state = State()
             snap_crc: int | None = None
             snap_path = os.path.join(self._snap_dir, fmt.snapshot_name(snap_seq))
@@ -263,6 +303,7 @@ class Mnemos:
                     log.warning("skipping damaged snapshot %s: %s", snap_path, exc)
                     damaged.append(f"{snap_path} ({exc})")
                     continue
+            snapshot_loaded = time.perf_counter()
             cursor = LogCursor(self._wal_dir, state.seq, snapshot_crc=snap_crc)
             try:
                 records, tail = cursor.read()
@@ -280,12 +321,14 @@ class Mnemos:
                     f"{state.seq}: a log segment is missing",
                     path=self._wal_dir,
                 )
-            loaded = time.perf_counter()
+            scanned = time.perf_counter()
+            state.reserve(len(records))
             self._apply_records(state, records, cursor.wal_dir)
             self._open_stats = {
                 "snapshot_seq": snap_seq,
-                "snapshot_load_ms": (loaded - started) * 1000.0,
-                "log_replay_ms": (time.perf_counter() - loaded) * 1000.0,
+                "snapshot_load_ms": (snapshot_loaded - started) * 1000.0,
+                "log_scan_ms": (scanned - snapshot_loaded) * 1000.0,
+                "log_replay_ms": (time.perf_counter() - scanned) * 1000.0,
                 "events_replayed": len(records),
             }
             if tail.torn_offset is not None:
@@ -383,6 +426,13 @@ class Mnemos:
             os.close(self._lock_fd)
             self._lock_fd = -1
 
+    def __del__(self) -> None:
+        # Like a file object, a dropped handle releases its lock instead of holding it
+        # until the process exits.
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
+
     def __enter__(self) -> Mnemos:
         return self
 
@@ -466,7 +516,18 @@ class Mnemos:
         dim = state.dim
         events: list[dict[str, Any]] = []
         need_embedding: list[int] = []
+        # Explicit ids first, so an assigned id never takes one given later in the batch.
         taken: set[str] = set()
+        for item in items:
+            if isinstance(item, Mapping) and item.get("id") is not None:
+                given = check_id(item["id"])
+                if given in taken:
+                    raise InvalidInputError(f"id {given!r} appears twice in one batch")
+                if state.live_row(given) is not None:
+                    raise InvalidInputError(
+                        f"a memory with id {given!r} already exists; use update() to change it"
+                    )
+                taken.add(given)
         for i, item in enumerate(items):
             unknown = set(item) - _REMEMBER_KEYS
             if unknown:
@@ -483,19 +544,10 @@ class Mnemos:
                 dim = dim or len(vec) // 4
             else:
                 need_embedding.append(i)
-            seq = writer.seq + 1 + i
             mid = item.get("id")
             if mid is None:
-                mid = _auto_id(seq, state, taken)
-            else:
-                mid = check_id(mid)
-                if state.live_row(mid) is not None:
-                    raise InvalidInputError(
-                        f"a memory with id {mid!r} already exists; use update() to change it"
-                    )
-                if mid in taken:
-                    raise InvalidInputError(f"id {mid!r} appears twice in one batch")
-            taken.add(mid)
+                mid = _auto_id(writer.seq + 1 + i, state, taken)
+                taken.add(mid)
             importance = item.get("importance")
             ts = item.get("timestamp")
             events.append(
@@ -590,7 +642,7 @@ class Mnemos:
         """
         with self._lock:
             self._writable()
-            row = self._live_row(id)
+            self._live_row(id)
             event: dict[str, Any] = {"t": "update", "at": self._now(), "id": id}
             if text is not None:
                 event["text"] = check_text(text)
@@ -606,7 +658,6 @@ class Mnemos:
                 raise InvalidInputError(
                     "update needs at least one of text, metadata, importance or vector"
                 )
-            del row
             self._commit([event])
 
     def forget(self, id: str) -> None:
@@ -662,8 +713,22 @@ class Mnemos:
             return self._checkpoint().seq
 
     def _checkpoint(self) -> SnapshotInfo:
+        """Snapshot the state. The log is synced and rolled first: a snapshot must never
+        be ahead of the durable log, and the snapshot's next event then starts a segment,
+        so open reads no record the snapshot already covers."""
         assert self._writer is not None
-        info = write_snapshot(self._storage, self._snap_dir, self._state, self._writer.crc)
+        self._writer.roll()
+        self._writer.sync()
+        self._writer.check()
+        try:
+            info = write_snapshot(self._storage, self._snap_dir, self._state, self._writer.crc)
+        except OSError as exc:
+            # The log still holds every event: only the snapshot is lost (its temp file is
+            # an orphan the next open removes), so the handle stays usable.
+            raise StorageError(
+                f"writing a snapshot of {self.path} failed ({exc}); no data was lost, the "
+                "log holds every event. Free space or fix the error and checkpoint again"
+            ) from exc
         self._last_snapshot_seq = info.seq
         self._events_since_snapshot = self._bytes_since_snapshot = 0
         self._prune(keep_log=self._retention == "keep")
@@ -701,14 +766,13 @@ class Mnemos:
         ):
             raise InvalidInputError(f"keep_versions must be an int >= 0; got {keep_versions!r}")
         with self._lock:
-            writer = self._writable()
+            self._writable()
             before = self._disk_bytes()
             state = self._state
             dead = sum(1 for d in state.dseqs if d)
             versions = sum(len(v) for v in state.history.values())
             self._commit([{"t": "compact", "at": self._now(), "keep": keep_versions}])
             self._checkpoint()
-            writer.roll()
             self._prune(keep_log=False, snapshots_kept=1)
             return {
                 "bytes_before": before,
@@ -911,11 +975,14 @@ class Mnemos:
                 return 0
             assert self._cursor is not None
             before = self._state.seq
+            listing = self._listing()
             try:
                 records, _tail = self._cursor.read()
-            except FileNotFoundError:
+            except (FileNotFoundError, CorruptDatabaseError):
+                if self._listing() == listing and not self._segment_gone():
+                    raise
                 # The writer compacted or pruned past us: start again from its snapshot.
-                self._state, _tail = self._recover(fresh=False)
+                self._state, _tail = self._recover()
                 return self._state.seq - before
             self._apply_records(self._state, records, self._wal_dir)
             return self._state.seq - before
@@ -1063,12 +1130,6 @@ def take_writer_lock(path: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
-
-
-def _segment_header(first_seq: int, prev_crc: int) -> bytes:
-    from .wal import encode_segment_header
-
-    return encode_segment_header(first_seq, prev_crc)
 
 
 def _check_db_file(path: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgpack
@@ -22,6 +22,8 @@ _INT_MIN = -(2**63)
 _UINT_MAX = 2**64 - 1
 _META_DEPTH_MAX = 32
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROS_MIN = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+_MICROS_MAX = (datetime.max.replace(tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
 
 Clock = Callable[[], "datetime | float | int"]
 
@@ -119,15 +121,16 @@ def to_micros(value: object, what: str = "timestamp") -> int:
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
         delta = aware - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    seconds = _check_real(value, what)
-    return round(seconds * 1_000_000)
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    else:
+        micros = round(_check_real(value, what) * 1_000_000)
+    if not _MICROS_MIN <= micros <= _MICROS_MAX:
+        raise InvalidInputError(f"{what} {value!r} is outside the years 1 to 9999")
+    return micros
 
 
 def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, tz=timezone.utc).replace(
-        microsecond=micros % 1_000_000
-    )
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def now_micros(clock: Clock) -> int:
@@ -211,20 +214,14 @@ def check_metadata(meta: object) -> dict[str, Any]:
 _EMPTY_META: bytes = msgpack.packb({})
 
 
-def canonical_meta(meta: Mapping[str, Any]) -> bytes:
-    """The canonical bytes of a metadata map: msgpack, keys sorted at every level."""
+def pack_meta(meta: Mapping[str, Any]) -> bytes:
+    """The stored bytes of an event's metadata map: msgpack, in the event's key order
+    (writers sort keys at every level, see ``check_metadata``, so equal maps give equal
+    bytes; re-sorting on every apply would cost replay time for nothing)."""
     if not meta:
         return _EMPTY_META
-    packed: bytes = msgpack.packb(_sorted_keys(meta), use_bin_type=True)
+    packed: bytes = msgpack.packb(meta, use_bin_type=True)
     return packed
-
-
-def _sorted_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _sorted_keys(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted_keys(v) for v in value]
-    return value
 
 
 def decode_meta(packed: bytes) -> dict[str, Any]:

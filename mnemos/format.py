@@ -23,10 +23,9 @@ WAL_MAGIC = b"MNEMOSWL"
 WAL_SUFFIX = ".wal"
 SEGMENT_HEADER = struct.Struct("<8sIIQII")  # magic, version, reserved, first_seq, prev_crc, crc
 SEGMENT_HEADER_BYTES = SEGMENT_HEADER.size  # 32
-RECORD_HEADER = struct.Struct("<IIQIB3s")  # crc, length, seq, prev_crc, flags, reserved
-RECORD_HEADER_BYTES = RECORD_HEADER.size  # 24
-FLAG_CONTINUES = 0x01  # the transaction goes on in the next record
-FLAGS_KNOWN = FLAG_CONTINUES
+# crc, length, seq, prev_crc, txn_index, txn_count, reserved
+RECORD_HEADER = struct.Struct("<IIQIIII")
+RECORD_HEADER_BYTES = RECORD_HEADER.size  # 32
 
 # FORMAT.md "Snapshots"
 SNAP_MAGIC = b"MNEMSNAP"

@@ -13,10 +13,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from . import format as fmt
 from .db import take_writer_lock
 from .errors import CorruptDatabaseError, InvalidInputError
 from .events import decode_event
+from .index.vector import row_norms
 from .snapshot import SnapshotError, load_snapshot
 from .state import State
 from .wal import decode_segment_header, list_numbered, scan_records
@@ -88,6 +91,11 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
         try:
             snap_state, _ = load_snapshot(snap_path)
             snap_hashes[snap_seq] = snap_state.state_hash()
+            index = snap_state.vectors
+            if index is not None and not np.array_equal(
+                index.norms[: index.n], row_norms(index.take(np.arange(index.n)))
+            ):
+                raise SnapshotError("NORMS section disagrees with the VECTORS section")
             report.snapshots.append({"path": snap_path, "seq": snap_seq, "valid": True})
         except (SnapshotError, OSError) as exc:
             report.snapshots.append(

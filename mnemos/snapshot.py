@@ -9,7 +9,11 @@ is either whole or absent; a damaged one is skipped in favour of an older one.
 
 from __future__ import annotations
 
+import mmap
 import os
+import sys
+import threading
+from array import array
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -38,10 +42,23 @@ class SnapshotInfo:
     size_bytes: int
 
 
+_INT_COLUMNS = (
+    ("ts", "tss"),
+    ("ver", "vers"),
+    ("vseq", "vseqs"),
+    ("vat", "vats"),
+    ("dseq", "dseqs"),
+    ("dat", "dats"),
+)
+_OPS = ("remember", "update")
+
+
 def _state_map(state: State) -> dict[str, Any]:
+    """The STATE section. Number columns are raw little-endian arrays: they decode with
+    one ``frombuffer`` instead of one msgpack object per value."""
     rows = len(state.ids)
     vec = state.vectors
-    return {
+    m: dict[str, Any] = {
         "format": state.format,
         "seq": state.seq,
         "dim": state.dim,
@@ -50,15 +67,8 @@ def _state_map(state: State) -> dict[str, Any]:
         "id": state.ids,
         "text": state.texts,
         "meta": state.metas,
-        "ns": state.nss,
-        "kind": state.kinds,
-        "imp": state.imps,
-        "ts": state.tss,
-        "ver": state.vers,
-        "vseq": state.vseqs,
-        "vat": state.vats,
-        "dseq": state.dseqs,
-        "dat": state.dats,
+        "imp": _le_bytes(state.imps),
+        "vop": bytes(_OPS.index(op) for op in state.vops),
         "history": sorted([mid, past] for mid, past in state.history.items()),
         "edges": sorted([a, b, rel, w] for (a, b, rel), w in state.edges.items()),
         "ns_codes": sorted(state.ns_codes, key=state.ns_codes.__getitem__),
@@ -67,30 +77,59 @@ def _state_map(state: State) -> dict[str, Any]:
         "row_ns": b"" if vec is None else vec.ns[:rows].astype("<i4").tobytes(),
         "row_kind": b"" if vec is None else vec.kind[:rows].astype("i1").tobytes(),
     }
+    for key, attr in _INT_COLUMNS:
+        m[key] = _le_bytes(getattr(state, attr))
+    return m
+
+
+def _le_bytes(column: array[Any]) -> bytes:
+    if sys.byteorder == "little":
+        return column.tobytes()
+    swapped = array(column.typecode, column)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
+def _from_le(typecode: str, data: bytes, rows: int) -> array[Any]:
+    column = array(typecode)
+    column.frombytes(data)
+    if len(column) != rows:
+        raise SnapshotError(f"a STATE column has {len(column)} values for {rows} rows")
+    if sys.byteorder != "little":
+        column.byteswap()
+    return column
+
+
+def _bytes_view(arr: np.ndarray) -> memoryview:
+    contiguous = np.ascontiguousarray(arr, dtype="<f4")
+    return memoryview(contiguous).cast("B")  # type: ignore[arg-type]
 
 
 def write_snapshot(storage: OSStorage, snap_dir: str, state: State, last_crc: int) -> SnapshotInfo:
-    sections: list[tuple[int, int, memoryview, int]] = []  # kind, codec, data, raw length
+    # kind, codec, the section's bytes in pieces (written one after another), decoded size
+    sections: list[tuple[int, int, list[memoryview], int]] = []
     packed = msgpack.packb(_state_map(state), use_bin_type=True)
     body = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(packed)
-    sections.append((fmt.SECTION_STATE, fmt.CODEC_ZSTD, memoryview(body), len(packed)))
+    sections.append((fmt.SECTION_STATE, fmt.CODEC_ZSTD, [memoryview(body)], len(packed)))
     if state.vectors is not None and state.vectors.n:
-        n = len(state.ids)
-        mat = np.ascontiguousarray(state.vectors.mat[:n], dtype="<f4")
-        norms = np.ascontiguousarray(state.vectors.norms[:n], dtype="<f4")
-        for kind, arr in ((fmt.SECTION_VECTORS, mat), (fmt.SECTION_NORMS, norms)):
-            view = memoryview(arr).cast("B")  # type: ignore[arg-type]
-            sections.append((kind, fmt.CODEC_RAW, view, len(view)))
+        norms = state.vectors.fresh_norms()
+        pieces = [_bytes_view(part) for part in state.vectors.parts() if len(part)]
+        sections.append((fmt.SECTION_VECTORS, fmt.CODEC_RAW, pieces, sum(map(len, pieces))))
+        sections.append((fmt.SECTION_NORMS, fmt.CODEC_RAW, [_bytes_view(norms)], 4 * len(norms)))
 
     table_end = fmt.SNAP_HEADER_BYTES + fmt.SNAP_SECTION_BYTES * len(sections)
     offset = _align(table_end)
     table = bytearray()
-    parts: list[bytes | memoryview] = []
-    for kind, codec, data, raw in sections:
-        table += fmt.SNAP_SECTION.pack(kind, codec, offset, len(data), raw, crc32(data), 0)
-        end = offset + len(data)
-        parts.append(data)
-        parts.append(bytes(_align(end) - end))
+    out: list[bytes | memoryview] = []
+    for kind, codec, pieces, raw in sections:
+        stored = sum(map(len, pieces))
+        crc = 0
+        for piece in pieces:
+            crc = crc32(piece, crc)
+        table += fmt.SNAP_SECTION.pack(kind, codec, offset, stored, raw, crc, 0)
+        end = offset + stored
+        out += pieces
+        out.append(bytes(_align(end) - end))
         offset = _align(end)
     head = fmt.SNAP_HEADER.pack(
         fmt.SNAP_MAGIC, fmt.FORMAT_VERSION, len(sections), state.seq, last_crc, 0
@@ -99,7 +138,7 @@ def write_snapshot(storage: OSStorage, snap_dir: str, state: State, last_crc: in
     prefix = head + crc.to_bytes(4, "little") + bytes(table)
     prefix += bytes(_align(table_end) - table_end)
     path = os.path.join(snap_dir, fmt.snapshot_name(state.seq))
-    write_atomically(storage, path, [prefix, *parts])
+    write_atomically(storage, path, [prefix, *out])
     return SnapshotInfo(state.seq, last_crc, path, offset)
 
 
@@ -139,103 +178,119 @@ def read_snapshot_header(f: BinaryIO) -> tuple[int, int, list[tuple[int, int, in
 def load_snapshot(path: str) -> tuple[State, int]:
     """The state stored in ``path`` and the CRC of its last log record.
 
-    Raises ``SnapshotError`` if any byte fails its checksum or the contents disagree.
+    The file is mapped copy-on-write: the VECTORS section becomes the index's base rows
+    without a copy (writes to those rows stay private to this process). Raises
+    ``SnapshotError`` if any byte fails its checksum or the contents disagree.
     """
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
         seq, last_crc, sections = read_snapshot_header(f)
-        by_kind = {}
-        for kind, codec, offset, stored, raw, scrc in sections:
-            if offset + stored > size:
-                raise SnapshotError(f"section {kind} runs past the end of the file")
-            by_kind[kind] = (codec, offset, stored, raw, scrc)
-        if fmt.SECTION_STATE not in by_kind:
-            raise SnapshotError("snapshot has no STATE section")
-        codec, offset, stored, raw, scrc = by_kind[fmt.SECTION_STATE]
-        f.seek(offset)
-        body = _read_exact(f, stored, "STATE section")
-        if crc32(body) != scrc:
-            raise SnapshotError("STATE section checksum mismatch")
-        if codec != fmt.CODEC_ZSTD:
-            raise SnapshotError(f"STATE section codec {codec} is unknown")
         try:
-            packed = zstandard.ZstdDecompressor().decompress(body, max_output_size=raw)
-            m = msgpack.unpackb(packed, raw=False)
-        except (zstandard.ZstdError, ValueError, msgpack.UnpackException) as exc:
-            raise SnapshotError(f"STATE section does not decode: {exc}") from exc
-        if m.get("seq") != seq:
-            raise SnapshotError("STATE section seq disagrees with the header")
-        state = _state_from_map(m)
-        rows = m["rows"]
-        if rows and state.dim:
-            mat = _read_rows(f, by_kind, fmt.SECTION_VECTORS, rows, state.dim)
-            norms = _read_rows(f, by_kind, fmt.SECTION_NORMS, rows, 0)
-            state.vectors = _index(m, mat, norms, rows)
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        except (ValueError, OSError) as exc:
+            raise SnapshotError(f"snapshot cannot be mapped: {exc}") from exc
+    data = memoryview(mapped)
+    by_kind: dict[int, tuple[int, memoryview, int]] = {}
+    checks: list[tuple[int, memoryview, int]] = []
+    for kind, codec, offset, stored, raw, scrc in sections:
+        if offset + stored > len(data):
+            raise SnapshotError(f"section {kind} runs past the end of the file")
+        by_kind[kind] = (codec, data[offset : offset + stored], raw)
+        checks.append((kind, by_kind[kind][1], scrc))
+    # The big VECTORS checksum runs beside the STATE decoding (the CRC releases the GIL).
+    checks.sort(key=lambda check: len(check[1]))
+    largest = checks.pop()
+    largest_crc: list[int] = []
+    worker = threading.Thread(target=lambda: largest_crc.append(crc32(largest[1])))
+    worker.start()
+    try:
+        for kind, section, scrc in checks:
+            if crc32(section) != scrc:
+                raise SnapshotError(f"section {kind} checksum mismatch")
+        state, m = _decode_state(by_kind, seq)
+    finally:
+        worker.join()
+    if largest_crc != [largest[2]]:
+        raise SnapshotError(f"section {largest[0]} checksum mismatch")
+    rows = m["rows"]
+    if rows:
+        if not state.dim:
+            raise SnapshotError("snapshot has rows but no vector dimension")
+        base = _raw_rows(by_kind, fmt.SECTION_VECTORS, rows, state.dim)
+        norms = _raw_rows(by_kind, fmt.SECTION_NORMS, rows, 1).reshape(rows)
+        state.vectors = _index(m, base, norms, rows)
     return state, last_crc
 
 
-def _read_rows(f: BinaryIO, by_kind: dict[int, Any], kind: int, rows: int, dim: int) -> np.ndarray:
-    """A raw float32 section read straight into an array with room to grow."""
+def _decode_state(
+    by_kind: dict[int, tuple[int, memoryview, int]], seq: int
+) -> tuple[State, dict[str, Any]]:
+    codec, body, raw = by_kind.get(fmt.SECTION_STATE, (-1, memoryview(b""), 0))
+    if codec != fmt.CODEC_ZSTD:
+        raise SnapshotError("snapshot has no zstd STATE section")
+    try:
+        packed = zstandard.ZstdDecompressor().decompress(body, max_output_size=raw)
+        m = msgpack.unpackb(packed, raw=False)
+    except (zstandard.ZstdError, ValueError, msgpack.UnpackException) as exc:
+        raise SnapshotError(f"STATE section does not decode: {exc}") from exc
+    if not isinstance(m, dict) or m.get("seq") != seq:
+        raise SnapshotError("STATE section seq disagrees with the header")
+    try:
+        return _state_from_map(m), m
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise SnapshotError(f"STATE section is malformed: {exc!r}") from exc
+
+
+def _raw_rows(
+    by_kind: dict[int, tuple[int, memoryview, int]], kind: int, rows: int, width: int
+) -> np.ndarray:
     if kind not in by_kind:
         raise SnapshotError(f"snapshot lacks section {kind}")
-    codec, offset, stored, _raw, scrc = by_kind[kind]
-    width = dim if dim else 1
-    if codec != fmt.CODEC_RAW or stored != rows * width * 4:
+    codec, section, _raw = by_kind[kind]
+    if codec != fmt.CODEC_RAW or len(section) != rows * width * 4:
         raise SnapshotError(f"section {kind} has the wrong codec or size")
-    capacity = rows + max(1024, rows // 4)
-    arr = np.zeros((capacity, dim) if dim else capacity, dtype="<f4")
-    view = memoryview(arr[:rows]).cast("B")  # type: ignore[arg-type]
-    f.seek(offset)
-    if f.readinto(view) != stored:  # type: ignore[attr-defined]
-        raise SnapshotError(f"section {kind} is truncated")
-    if crc32(view) != scrc:
-        raise SnapshotError(f"section {kind} checksum mismatch")
+    arr: np.ndarray = np.frombuffer(section, dtype="<f4").reshape(rows, width)
     return arr
 
 
-def _index(m: dict[str, Any], mat: np.ndarray, norms: np.ndarray, rows: int) -> VectorIndex:
-    capacity = len(mat)
-    alive = np.zeros(capacity, dtype=bool)
-    alive[:rows] = np.asarray(m["dseq"], dtype=np.int64) == 0
-    ns = np.zeros(capacity, dtype=np.int32)
-    ns[:rows] = np.frombuffer(m["row_ns"], dtype="<i4")
-    kind = np.zeros(capacity, dtype=np.int8)
-    kind[:rows] = np.frombuffer(m["row_kind"], dtype="i1")
-    index = VectorIndex.from_arrays(mat, norms, alive, ns, kind)
-    index.n = rows
-    return index
+def _index(m: dict[str, Any], base: np.ndarray, norms: np.ndarray, rows: int) -> VectorIndex:
+    capacity = rows + 1024  # the base rows and the new index's first tail block
+
+    def column(values: np.ndarray, dtype: Any) -> np.ndarray:
+        out = np.zeros(capacity, dtype=dtype)
+        out[:rows] = values
+        return out
+
+    return VectorIndex.from_snapshot(
+        base,
+        column(norms, np.float32),
+        column(np.frombuffer(m["dseq"], dtype="<i8", count=rows) == 0, bool),
+        column(np.frombuffer(m["row_ns"], dtype="<i4", count=rows), np.int32),
+        column(np.frombuffer(m["row_kind"], dtype="i1", count=rows), np.int8),
+    )
 
 
 def _state_from_map(m: dict[str, Any]) -> State:
     state = State()
-    state.seq, state.format, state.dim, state.embedder = (
-        m["seq"],
-        m["format"],
-        m["dim"],
-        m["embedder"],
-    )
-    state.ids, state.texts, state.metas = m["id"], m["text"], m["meta"]
-    state.nss, state.kinds, state.imps, state.tss = m["ns"], m["kind"], m["imp"], m["ts"]
-    state.vers, state.vseqs, state.vats = m["ver"], m["vseq"], m["vat"]
-    state.dseqs, state.dats = m["dseq"], m["dat"]
+    state.seq, state.format, state.dim = m["seq"], m["format"], m["dim"]
+    state.embedder = m["embedder"]
     rows = m["rows"]
-    columns = (
-        state.ids,
-        state.texts,
-        state.metas,
-        state.nss,
-        state.kinds,
-        state.imps,
-        state.tss,
-        state.vers,
-        state.vseqs,
-        state.vats,
-        state.dseqs,
-        state.dats,
-    )
-    if any(len(col) != rows for col in columns):
+    state.ids, state.texts, state.metas = m["id"], m["text"], m["meta"]
+    try:
+        state.imps = _from_le("d", m["imp"], rows)
+        for key, attr in _INT_COLUMNS:
+            setattr(state, attr, _from_le("q", m[key], rows))
+        row_ns = np.frombuffer(m["row_ns"], dtype="<i4", count=rows)
+        row_kind = np.frombuffer(m["row_kind"], dtype="i1", count=rows)
+        names = np.asarray(m["ns_codes"] or [""], dtype=object)
+        state.nss = names[row_ns].tolist()
+        state.kinds = np.asarray(fmt.KINDS, dtype=object)[row_kind].tolist()
+        state.vops = np.asarray(_OPS, dtype=object)[np.frombuffer(m["vop"], "u1")].tolist()
+    except (ValueError, IndexError) as exc:
+        raise SnapshotError(f"STATE section columns do not fit {rows} rows: {exc}") from exc
+    columns = (state.ids, state.texts, state.metas, state.vops)
+    if any(len(col) != rows for col in columns) or len(m["row_ns"]) != 4 * rows:
         raise SnapshotError("STATE section columns have different lengths")
-    state.rows = {mid: row for row, mid in enumerate(state.ids)}
+    state.rows = dict(zip(state.ids, range(rows), strict=True))
     state.history = {mid: [tuple(v) for v in past] for mid, past in m["history"]}
     state.ns_codes = {ns: code for code, ns in enumerate(m["ns_codes"])}
     state.ns_live = m["ns_live"]

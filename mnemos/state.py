@@ -13,6 +13,7 @@ vector index, which is derived from the same events.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ import msgpack
 import numpy as np
 
 from . import format as fmt
-from .events import canonical_meta
+from .events import pack_meta
 from .index.vector import VectorIndex
 
 KIND_CODE = {kind: code for code, kind in enumerate(fmt.KINDS)}
@@ -42,13 +43,15 @@ class State:
         self.metas: list[bytes] = []
         self.nss: list[str] = []
         self.kinds: list[str] = []
-        self.imps: list[float] = []
-        self.tss: list[int] = []
-        self.vers: list[int] = []
-        self.vseqs: list[int] = []  # seq of the event that made the current version
-        self.vats: list[int] = []  # its time (microseconds since the epoch)
-        self.dseqs: list[int] = []  # seq of the forget that tombstoned the row, 0 if live
-        self.dats: list[int] = []
+        # Number columns are typed arrays: compact, and a snapshot loads them with a copy.
+        self.imps = array("d")
+        self.tss = array("q")
+        self.vers = array("q")
+        self.vops: list[str] = []  # "remember" or "update": what made the current version
+        self.vseqs = array("q")  # seq of the event that made the current version
+        self.vats = array("q")  # its time (microseconds since the epoch)
+        self.dseqs = array("q")  # seq of the forget that tombstoned the row, 0 if live
+        self.dats = array("q")
         self.history: dict[str, list[Version]] = {}
         self.ns_codes: dict[str, int] = {}
         self.ns_live: dict[str, int] = {}
@@ -68,14 +71,14 @@ class State:
 
     def vector(self, row: int) -> np.ndarray:
         assert self.vectors is not None
-        row_copy: np.ndarray = self.vectors.mat[row].copy()
+        row_copy: np.ndarray = self.vectors.row(row).copy()
         return row_copy
 
     def version_of(self, row: int) -> Version:
         return (
             self.vseqs[row],
             self.vats[row],
-            "remember" if self.vers[row] == 1 or self._re_remembered(row) else "update",
+            self.vops[row],
             self.vers[row],
             self.texts[row],
             self.metas[row],
@@ -86,15 +89,18 @@ class State:
             self.vector(row).astype("<f4").tobytes(),
         )
 
-    def _re_remembered(self, row: int) -> bool:
-        past = self.history.get(self.ids[row])
-        return past is not None and bool(past) and past[-1][2] == "forget"
-
     def ns_code(self, ns: str) -> int:
         code = self.ns_codes.get(ns)
         if code is None:
             code = self.ns_codes[ns] = len(self.ns_codes)
         return code
+
+    def reserve(self, events: int) -> None:
+        """Room for ``events`` more memories, before a replay of that many events."""
+        if self.vectors is None and self.dim is not None:
+            self.vectors = VectorIndex(self.dim)
+        if self.vectors is not None:
+            self.vectors.reserve(self.vectors.n + events)
 
     # -- apply ----------------------------------------------------------------------
 
@@ -119,7 +125,7 @@ class State:
         if self.vectors is None:
             self.vectors = VectorIndex(len(vec))
         ns, kind, at = e["ns"], e["kind"], e["at"]
-        meta = canonical_meta(e["meta"])
+        meta = pack_meta(e["meta"])
         row = self.rows.get(mid)
         if row is None:
             row = len(self.ids)
@@ -132,6 +138,7 @@ class State:
             self.imps.append(float(e["imp"]))
             self.tss.append(e["ts"])
             self.vers.append(1)
+            self.vops.append("remember")
             self.vseqs.append(seq)
             self.vats.append(at)
             self.dseqs.append(0)
@@ -144,6 +151,7 @@ class State:
             self.texts[row], self.metas[row], self.nss[row] = e["text"], meta, ns
             self.kinds[row], self.imps[row], self.tss[row] = kind, float(e["imp"]), e["ts"]
             self.vers[row] += 1
+            self.vops[row] = "remember"
             self.vseqs[row], self.vats[row] = seq, at
             self.dseqs[row] = self.dats[row] = 0
             self.vectors.set(row, vec, self.ns_code(ns), KIND_CODE[kind])
@@ -161,7 +169,7 @@ class State:
         if "text" in e:
             self.texts[row] = e["text"]
         if "meta" in e:
-            self.metas[row] = canonical_meta(e["meta"])
+            self.metas[row] = pack_meta(e["meta"])
         if "imp" in e:
             self.imps[row] = float(e["imp"])
         if "vec" in e:
@@ -169,6 +177,7 @@ class State:
             vec = np.frombuffer(e["vec"], dtype="<f4")
             self.vectors.set(row, vec, self.vectors.ns[row], self.vectors.kind[row])
         self.vers[row] += 1
+        self.vops[row] = "update"
         self.vseqs[row], self.vats[row] = seq, e["at"]
 
     def _forget(self, seq: int, e: dict[str, Any]) -> None:
@@ -224,6 +233,7 @@ class State:
                 "imps",
                 "tss",
                 "vers",
+                "vops",
                 "vseqs",
                 "vats",
                 "dseqs",
@@ -231,7 +241,8 @@ class State:
             )
             for name in cols:
                 old = getattr(self, name)
-                setattr(self, name, [old[row] for row in kept])
+                new = [old[row] for row in kept]
+                setattr(self, name, array(old.typecode, new) if isinstance(old, array) else new)
             assert self.vectors is not None
             self.vectors.keep(np.asarray(kept, dtype=np.int64))
             self.rows = {mid: row for row, mid in enumerate(self.ids)}
@@ -263,6 +274,7 @@ class State:
                         self.imps[row],
                         self.tss[row],
                         self.vers[row],
+                        self.vops[row],
                         self.vseqs[row],
                         self.vats[row],
                         self.dseqs[row],
@@ -272,7 +284,7 @@ class State:
                 )
             )
         if self.vectors is not None and order:
-            h.update(np.ascontiguousarray(self.vectors.mat[order], dtype="<f4").tobytes())
+            h.update(self.vectors.take(np.asarray(order)).astype("<f4", copy=False).tobytes())
         h.update(pack(sorted([a, b, rel, w] for (a, b, rel), w in self.edges.items())))
         return h.hexdigest()
 

@@ -1,12 +1,12 @@
 """The write-ahead log: record codec, segment scanning and the appending writer.
 
-FORMAT.md "Log segments" is the specification. In one sentence, a record is valid when
-its header and payload lie inside the file, its length is at most EVENT_BYTES_MAX, its
-stored CRC equals the CRC-32 of everything after the CRC field up to the end of the
-payload, its flags and reserved bytes are known, its seq is one more than the record
-before it and its prev_crc equals that record's CRC; a transaction (a run of records
-ending with one whose CONTINUES flag is clear) is committed only when all its records are
-valid.
+FORMAT.md "Log segments" is the specification. In one sentence (``check_record``), a
+record is valid when its header and payload lie inside the file, its length is at most
+EVENT_BYTES_MAX, its stored CRC equals the CRC-32 of everything after the CRC field up to
+the end of the payload, its reserved field is zero, its seq is one more than the record
+before it, its prev_crc equals that record's CRC, and its place in its transaction
+(txn_index of txn_count) follows the record before it; a transaction is committed when
+all its txn_count records are valid.
 
 The log files are durable state; everything else is derived from them.
 """
@@ -14,10 +14,10 @@ The log files are durable state; everything else is derived from them.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 import threading
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,15 +29,16 @@ from .storage import OSStorage, write_atomically
 
 log = logging.getLogger("mnemos")
 
-_RESERVED = b"\0\0\0"
-_HEADER_TAIL = struct.Struct("<IQIB3s")
+_HEADER_TAIL = struct.Struct("<IQIIII")  # the header after its CRC field
 
 
-def encode_record(seq: int, prev_crc: int, flags: int, payload: bytes) -> tuple[bytes, int]:
+def encode_record(
+    seq: int, prev_crc: int, txn_index: int, txn_count: int, payload: bytes
+) -> tuple[bytes, int]:
     """One record's bytes and its CRC. Checks the limit before anything is written."""
     if len(payload) > fmt.EVENT_BYTES_MAX:
         raise ValueError(f"event of {len(payload)} bytes exceeds EVENT_BYTES_MAX")
-    tail = _HEADER_TAIL.pack(len(payload), seq, prev_crc, flags, _RESERVED)
+    tail = _HEADER_TAIL.pack(len(payload), seq, prev_crc, txn_index, txn_count, 0)
     crc = crc32(payload, crc32(tail))
     return crc.to_bytes(4, "little") + tail + payload, crc
 
@@ -99,36 +100,47 @@ class ScanResult:
 
 
 def check_record(
-    buf: memoryview, pos: int, expect_seq: int, expect_prev: int
-) -> tuple[int, int, int] | str:
-    """The validity rule: (crc, length, flags) of the valid record at ``pos``, or the
-    reason it is not valid."""
+    buf: memoryview,
+    pos: int,
+    expect_seq: int,
+    expect_prev: int,
+    expect_index: int,
+    expect_count: int,
+) -> tuple[int, int, int, int] | str:
+    """The validity rule: (crc, length, txn_index, txn_count) of the valid record at
+    ``pos``, or the reason it is not valid. ``expect_count`` is 0 when the record must
+    start a transaction (its count is then free)."""
     remaining = len(buf) - pos
     if remaining < fmt.RECORD_HEADER_BYTES:
         return "truncated record header"
-    crc, length, seq, prev, flags, reserved = fmt.RECORD_HEADER.unpack_from(buf, pos)
+    crc, length, seq, prev, index, count, reserved = fmt.RECORD_HEADER.unpack_from(buf, pos)
     if length > fmt.EVENT_BYTES_MAX:
         return f"record length {length} exceeds EVENT_BYTES_MAX"
     if fmt.RECORD_HEADER_BYTES + length > remaining:
         return "truncated record payload"
     if crc32(buf[pos + 4 : pos + fmt.RECORD_HEADER_BYTES + length]) != crc:
         return "record checksum mismatch"
-    if flags & ~fmt.FLAGS_KNOWN or reserved != _RESERVED:
-        return "unknown record flags or reserved bytes"
+    if reserved:
+        return "non-zero reserved field"
     if seq != expect_seq:
         return f"sequence gap: expected seq {expect_seq}, found {seq}"
     if prev != expect_prev:
         return "broken checksum chain (prev_crc does not match the previous record)"
-    return crc, length, flags
+    if index != expect_index or not index < count or (expect_count and count != expect_count):
+        return f"record {index} of {count} out of place in its transaction"
+    return crc, length, index, count
 
 
-def _valid_record_after(buf: memoryview, start: int, min_seq: int) -> bool:
-    """Is there a self-consistent record (fits in the buffer, known flags, zero reserved
-    bytes, seq >= min_seq, matching CRC) at any offset >= start? This separates damage
-    in the middle of the log (corruption) from an interrupted final append (torn tail).
+def _later_transaction_after(buf: memoryview, start: int, damaged_seq: int) -> bool:
+    """Is there a self-consistent record at an offset >= start (fits in the buffer,
+    reserved zero, matching CRC) belonging to a transaction that began after
+    ``damaged_seq``?
 
-    Every byte offset is a candidate, so the header fields are screened for all of them
-    at once with strided numpy views and only the survivors are checksummed.
+    Only the final transaction can be partly on disk after a crash (each one is synced
+    before the next is written), so damage followed only by records of its own
+    transaction is a torn tail, and damage followed by a later transaction is
+    corruption. Every byte offset is a candidate; the header fields are screened for all
+    of them at once with strided numpy views and only the survivors are checksummed.
     """
     count = len(buf) - fmt.RECORD_HEADER_BYTES - start + 1
     if count <= 0:
@@ -141,22 +153,18 @@ def _valid_record_after(buf: memoryview, start: int, min_seq: int) -> bool:
         )
         return view
 
-    flags, r1, r2, r3 = field(20, "u1"), field(21, "u1"), field(22, "u1"), field(23, "u1")
     seqs, lengths = field(8, "<u8"), field(4, "<u4")
+    indexes, counts, reserved = field(20, "<u4"), field(24, "<u4"), field(28, "<u4")
     # Records after the damage number at most one per RECORD_HEADER_BYTES bytes.
-    max_seq = min_seq + count // fmt.RECORD_HEADER_BYTES + 1
+    max_seq = damaged_seq + count // fmt.RECORD_HEADER_BYTES + 1
     window = 1 << 20
     for lo in range(0, count, window):
         hi = min(lo + window, count)
-        idx = lo + np.flatnonzero(
-            (r1[lo:hi] == 0)
-            & (r2[lo:hi] == 0)
-            & (r3[lo:hi] == 0)
-            & ((flags[lo:hi] & ~np.uint8(fmt.FLAGS_KNOWN)) == 0)
-        )
-        seq = seqs[idx]
+        idx = lo + np.flatnonzero((reserved[lo:hi] == 0) & (indexes[lo:hi] < counts[lo:hi]))
+        seq = seqs[idx].astype(np.int64)
+        begins = seq - indexes[idx].astype(np.int64)
         fits = lengths[idx].astype(np.int64) <= count - 1 - idx
-        for i in idx[(seq >= min_seq) & (seq <= max_seq) & fits]:
+        for i in idx[(begins > damaged_seq) & (seq <= max_seq) & fits]:
             pos = start + int(i)
             crc, length = struct.unpack_from("<II", buf, pos)
             if crc32(buf[pos + 4 : pos + fmt.RECORD_HEADER_BYTES + length]) == crc:
@@ -166,35 +174,37 @@ def _valid_record_after(buf: memoryview, start: int, min_seq: int) -> bool:
 
 def scan_records(data: bytes | memoryview, base: int, seq: int, crc: int) -> ScanResult:
     """Validate the records in ``data`` (which starts at file offset ``base``), the first
-    of which must have seq ``seq + 1`` and prev_crc ``crc``. Offsets returned are file
-    offsets."""
+    of which must have seq ``seq + 1`` and prev_crc ``crc`` and start a transaction.
+    Offsets returned are file offsets."""
     buf = memoryview(data)
     n = len(buf)
     result = ScanResult(end=base, seq=seq, crc=crc)
     records = result.records
     pending: list[tuple[int, int, memoryview]] = []
-    pos = 0
+    pos = index = count = 0
     while pos < n:
-        checked = check_record(buf, pos, seq + 1, crc)
+        checked = check_record(buf, pos, seq + 1, crc, index, count)
         if isinstance(checked, str):
             result.bad_offset = base + pos
             result.reason = checked
-            damaged = _valid_record_after(buf, pos + 1, seq + 1)
-            result.status = "corrupt" if damaged else "torn"
+            later = _later_transaction_after(buf, pos + 1, seq + 1)
+            result.status = "corrupt" if later else "torn"
             return result
-        crc, length, flags = checked
+        crc, length, index, count = checked
         seq += 1
         end = pos + fmt.RECORD_HEADER_BYTES + length
         pending.append((seq, crc, buf[pos + fmt.RECORD_HEADER_BYTES : end]))
         pos = end
-        if not flags & fmt.FLAG_CONTINUES:
+        index += 1
+        if index == count:
             records.extend(pending)
             pending.clear()
             result.end, result.seq, result.crc = base + pos, seq, crc
+            index = count = 0
     if pending:
         result.status = "torn"
         result.bad_offset = result.end
-        result.reason = "transaction without its commit record"
+        result.reason = "transaction without all of its records"
     return result
 
 
@@ -207,8 +217,13 @@ def list_numbered(directory: str, suffix: str) -> list[int]:
     return sorted(n for n in numbers if n is not None)
 
 
-def _read_from(path: str, offset: int) -> bytes:
+def _read_from(path: str, offset: int, *, sealed: bool) -> bytes | memoryview:
+    """The bytes of a segment from ``offset``. A sealed segment (one with a successor) is
+    never written or truncated again, so it is mapped instead of copied; the last segment
+    is read, since a writer may cut its tail while we look."""
     with open(path, "rb") as f:
+        if sealed and os.fstat(f.fileno()).st_size > offset:
+            return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))[offset:]
         f.seek(offset)
         return f.read()
 
@@ -270,8 +285,9 @@ class LogCursor:
         assert self.segment is not None
         while True:
             path = self._path(self.segment)
+            sealed = segments[-1] > self.segment
             if self.offset < 0:
-                data = _read_from(path, 0)
+                data = _read_from(path, 0, sealed=sealed)
                 header = decode_segment_header(data, path)
                 if header.first_seq != self.segment:
                     raise CorruptDatabaseError(
@@ -296,7 +312,7 @@ class LogCursor:
                     self._check_snapshot_link(self.seq, self.crc)
                 body = memoryview(data)[fmt.SEGMENT_HEADER_BYTES :]
             else:
-                body = memoryview(_read_from(path, self.offset))
+                body = memoryview(_read_from(path, self.offset, sealed=sealed))
             result = scan_records(body, self.offset, self.seq, self.crc)
             for seq, crc, payload in result.records:
                 if seq > self.after_seq:
@@ -406,10 +422,9 @@ class LogWriter:
         first = self.seq + 1
         seq, crc = self.seq, self.crc
         chunks = []
-        last = len(payloads) - 1
         for i, payload in enumerate(payloads):
             seq += 1
-            record, crc = encode_record(seq, crc, fmt.FLAG_CONTINUES if i < last else 0, payload)
+            record, crc = encode_record(seq, crc, i, len(payloads), payload)
             chunks.append(record)
         blob = b"".join(chunks)
         with self._io:
@@ -468,14 +483,15 @@ class LogWriter:
             log.error("log fdatasync failed: %s; the database refuses further writes", exc)
 
     def _sync_loop(self) -> None:
-        while True:
-            with self._io:
+        """Group commit: after the first unsynced append, wait out the interval (or a
+        close), then sync everything appended meanwhile with one fdatasync."""
+        with self._io:
+            while True:
                 while not self._dirty and not self._closing:
                     self._wake.wait()
                 if self._closing:
                     return
-            time.sleep(self._sync_interval_s)
-            with self._io:
+                self._wake.wait(self._sync_interval_s)
                 if self._dirty:
                     self._sync_locked()
 

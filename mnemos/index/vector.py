@@ -1,8 +1,12 @@
-"""Exact vector search over a growable float32 matrix.
+"""Exact vector search over float32 rows.
 
 Derived state: rows are filled by the state machine in apply order, so the same events
 always give the same matrix. Scores are cosine similarity; the stored vectors stay as
 given (``Memory.vector`` returns them unchanged) and their norms are kept beside them.
+
+The matrix is two parts: ``base``, the rows a snapshot held (mapped copy-on-write from
+the snapshot file, so open neither copies nor allocates them), and ``tail``, a growable
+array for rows added since. Rows are numbered across both.
 """
 
 from __future__ import annotations
@@ -12,65 +16,130 @@ import numpy as np
 _INITIAL_ROWS = 1024
 
 
+def row_norms(rows: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each row, summed in float64 and rounded to float32.
+
+    Each row is reduced on its own (numpy's pairwise sum along the last axis), so a row's
+    norm does not depend on which other rows are computed with it: replay, which does
+    many rows at once, and live writes, which do one, agree to the bit.
+    """
+    wide = rows.astype(np.float64)
+    norms: np.ndarray = np.sqrt(np.square(wide).sum(axis=1)).astype(np.float32)
+    return norms
+
+
+def _zeros_like_grown(old: np.ndarray, capacity: int, keep: int) -> np.ndarray:
+    new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+    new[:keep] = old[:keep]
+    return new
+
+
 class VectorIndex:
-    def __init__(self, dim: int, rows: int = 0, capacity: int = _INITIAL_ROWS):
-        capacity = max(capacity, rows, 1)
+    def __init__(self, dim: int, capacity: int = _INITIAL_ROWS):
+        capacity = max(capacity, 1)
         self.dim = dim
-        self.n = rows
-        self.mat = np.zeros((capacity, dim), dtype=np.float32)
+        self.n = 0
+        self.base = np.zeros((0, dim), dtype=np.float32)
+        self.tail = np.zeros((capacity, dim), dtype=np.float32)
+        # Per-row attributes, over all rows; used as filters inside the scan.
         self.norms = np.zeros(capacity, dtype=np.float32)
-        # Row attributes used as filters inside the scan.
         self.alive = np.zeros(capacity, dtype=bool)
         self.ns = np.zeros(capacity, dtype=np.int32)
         self.kind = np.zeros(capacity, dtype=np.int8)
+        self._stale: list[int] = []  # rows whose norm is not computed yet
 
     @classmethod
-    def from_arrays(
+    def from_snapshot(
         cls,
-        mat: np.ndarray,
+        base: np.ndarray,
         norms: np.ndarray,
         alive: np.ndarray,
         ns: np.ndarray,
         kind: np.ndarray,
     ) -> VectorIndex:
-        index = cls.__new__(cls)
-        index.dim = mat.shape[1]
-        index.n = mat.shape[0]
-        index.mat, index.norms, index.alive, index.ns, index.kind = mat, norms, alive, ns, kind
+        """An index over ``base`` (rows by dim, possibly a mapped file) with attribute
+        arrays of at least that many rows."""
+        index = cls(base.shape[1], capacity=len(norms) - base.shape[0])
+        index.base, index.n = base, base.shape[0]
+        index.norms, index.alive, index.ns, index.kind = norms, alive, ns, kind
         return index
 
-    def _grow(self, need: int) -> None:
-        capacity = max(need, 2 * len(self.mat), _INITIAL_ROWS)
-        for name in ("mat", "norms", "alive", "ns", "kind"):
-            old = getattr(self, name)
-            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
-            new[: self.n] = old[: self.n]
-            setattr(self, name, new)
+    @property
+    def capacity(self) -> int:
+        return len(self.base) + len(self.tail)
+
+    def row(self, row: int) -> np.ndarray:
+        """A view of one row (copy it before handing it out)."""
+        nb = len(self.base)
+        view: np.ndarray = self.base[row] if row < nb else self.tail[row - nb]
+        return view
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """A new array of the given rows, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        nb = len(self.base)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        in_base = rows < nb
+        out[in_base] = self.base[rows[in_base]]
+        out[~in_base] = self.tail[rows[~in_base] - nb]
+        return out
+
+    def parts(self) -> list[np.ndarray]:
+        """Rows 0..n as consecutive arrays (no copy)."""
+        return [self.base, self.tail[: self.n - len(self.base)]]
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in all, so a long replay does not regrow."""
+        if rows > self.capacity:
+            self._grow(rows, exact=True)
+
+    def _grow(self, need: int, *, exact: bool = False) -> None:
+        capacity = need if exact else max(need, 2 * self.capacity, _INITIAL_ROWS)
+        nb = len(self.base)
+        self.tail = _zeros_like_grown(self.tail, capacity - nb, self.n - nb)
+        for name in ("norms", "alive", "ns", "kind"):
+            setattr(self, name, _zeros_like_grown(getattr(self, name), capacity, self.n))
 
     def append(self, vector: np.ndarray, ns: int, kind: int) -> int:
         row = self.n
-        if row >= len(self.mat):
+        if row >= self.capacity:
             self._grow(row + 1)
         self.n = row + 1
         self.set(row, vector, ns, kind)
         return row
 
     def set(self, row: int, vector: np.ndarray, ns: int, kind: int) -> None:
-        self.mat[row] = vector
-        self.norms[row] = np.sqrt(np.dot(vector.astype(np.float64), vector))
+        self.row(row)[:] = vector
+        self._stale.append(row)
         self.alive[row] = True
         self.ns[row] = ns
         self.kind[row] = kind
 
+    def fresh_norms(self) -> np.ndarray:
+        """The norms of rows 0..n, computing those of rows set since the last call in
+        one vectorised pass (replay sets 100k rows; one pass is much cheaper)."""
+        if self._stale:
+            rows = np.unique(np.asarray(self._stale, dtype=np.int64))
+            self.norms[rows] = row_norms(self.take(rows))
+            self._stale.clear()
+        norms: np.ndarray = self.norms[: self.n]
+        return norms
+
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (ascending), renumbered from 0 in that order."""
-        self.n = len(rows)
-        capacity = max(self.n, _INITIAL_ROWS)
-        for name in ("mat", "norms", "alive", "ns", "kind"):
+        self.fresh_norms()
+        kept = self.take(rows)
+        n = len(rows)
+        capacity = max(n, _INITIAL_ROWS)
+        self.base = np.zeros((0, self.dim), dtype=np.float32)
+        self.tail = np.zeros((capacity, self.dim), dtype=np.float32)
+        self.tail[:n] = kept
+        for name in ("norms", "alive", "ns", "kind"):
             old = getattr(self, name)
-            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
-            new[: self.n] = old[rows]
+            new = np.zeros(capacity, dtype=old.dtype)
+            new[:n] = old[rows]
             setattr(self, name, new)
+        self.n = n
 
     def search(self, query: np.ndarray, top_k: int, mask: np.ndarray) -> list[tuple[int, float]]:
         """(row, cosine) of the best ``top_k`` rows where ``mask`` is true, best first.
@@ -82,10 +151,11 @@ class VectorIndex:
         n = self.n
         if n == 0 or top_k <= 0:
             return []
+        norms = self.fresh_norms()
         q = query.astype(np.float32, copy=False)
-        qnorm = np.float32(np.sqrt(np.dot(q.astype(np.float64), q)))
-        scores = self.mat[:n] @ q
-        scores /= self.norms[:n] * qnorm
+        qnorm = row_norms(q[None, :])[0]
+        scores = np.concatenate([part @ q for part in self.parts()])
+        scores /= norms * qnorm
         scores[~mask[:n]] = -np.inf
         k = min(top_k, int(np.count_nonzero(mask[:n])))
         if k == 0:

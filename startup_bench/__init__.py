@@ -1,0 +1,20 @@
+"""Open-time and throughput benchmarks for Mnemos, in one command: ``python -m startup_bench``.
+
+What it measures (DESIGN.md "Targets"):
+
+- ``import mnemos`` and ``Mnemos.open(path)`` call-to-ready, each in a fresh process, for
+  databases of 1k, 10k and 100k memories: once with a snapshot taken right after seeding
+  and once with no snapshot (every event replayed from the log, giving the replay rate);
+- write throughput on a fresh database: ``remember`` under durability "full" and "normal",
+  ``remember_many`` in batches of 1000;
+- exact ``ask(vector=..., top_k=10)`` latency, warm and in-process.
+
+Seeded databases are kept in ``--dir`` and reused when they match, so reruns are fast.
+Only the standard library, numpy and mnemos are used.
+"""
+
+from __future__ import annotations
+
+from .cli import main
+
+__all__ = ["main"]

@@ -1,0 +1,25 @@
+"""Small shared helpers: summaries of repeated timings, and the benchmark's one error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class BenchError(Exception):
+    """The benchmark could not measure what it set out to (a child failed, a count is off)."""
+
+
+def summarize(values: Sequence[float]) -> dict[str, float]:
+    """p50, p90 and p99 (linear interpolation between ranks), min and max."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        raise BenchError("no samples to summarize")
+    return {
+        "p50": float(np.percentile(arr, 50)),
+        "p90": float(np.percentile(arr, 90)),
+        "p99": float(np.percentile(arr, 99)),
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }

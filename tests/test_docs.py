@@ -1,0 +1,43 @@
+"""The README's Python examples and the demo run as written (docs that run)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(len(_python_blocks(ROOT / "README.md"))))
+def test_readme_python_block_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    code = _python_blocks(ROOT / "README.md")[index]
+    exec(compile(code, f"README.md block {index}", "exec"), {"__name__": "__readme__"})
+    assert (tmp_path / "agent.mem" / "MNEMOS").is_file()
+
+
+def test_readme_has_python_examples():
+    assert _python_blocks(ROOT / "README.md"), "the README lost its runnable example"
+
+
+def test_demo_runs_and_reopens_to_the_same_state():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "remembered 6 memories" in out
+    # The question about the payment provider must rank the Stripe note first.
+    first_hit = out.split("ask:")[1].splitlines()[1]
+    assert "Stripe" in first_hit
+    assert "same state_hash" in out

@@ -1,0 +1,77 @@
+"""Old files stay readable: the golden database of every format version opens, verifies
+and gives the state it was written with, and today's writer still produces the v1 log
+byte for byte (so a format change cannot slip in unnoticed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mnemos
+from mnemos import MemoryNotFound, Mnemos
+
+DATA = Path(__file__).resolve().parent / "data"
+GOLDEN = sorted(p for p in DATA.glob("v*.mem") if p.is_dir())
+
+
+def _load_maker():
+    spec = importlib.util.spec_from_file_location("make_golden", DATA / "make_golden.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_format_version_has_a_golden_database():
+    assert [p.name for p in GOLDEN][-1] == f"v{mnemos.FORMAT_VERSION}.mem"
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.name)
+@pytest.mark.parametrize("readonly", [True, False])
+def test_golden_database_opens_to_its_recorded_state(golden: Path, readonly: bool, tmp_path):
+    copy = tmp_path / golden.name
+    shutil.copytree(golden, copy)
+    expected = (DATA / golden.name.replace(".mem", ".state_hash")).read_text().strip()
+    with Mnemos.open(copy, readonly=readonly) as db:
+        assert db.state_hash() == expected
+        assert db.stats()["memories"] > 0
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.name)
+def test_golden_database_verifies_clean(golden: Path):
+    report = mnemos.verify(golden)
+    assert report.ok and not report.problems, report.to_dict()
+    assert report.first_seq == 1 and len(report.snapshots) == 2
+
+
+def test_v1_contents():
+    with Mnemos.open(DATA / "v1.mem", readonly=True) as db:
+        tea = db.get("m2")
+        assert tea.text == "the user prefers green tea"
+        assert tea.metadata == {"tags": ["drink", 1, 2.5, None, True], "topic": "prefs"}
+        assert tea.importance == 0.75 and tea.version == 2
+        assert [v.op for v in db.history("m2")] == ["remember", "update"]
+        assert [v.op for v in db.history("m4")] == ["remember", "forget", "remember"]
+        assert db.get("m6").metadata == {"ключ": {"n": 8}}
+        with pytest.raises(MemoryNotFound):
+            db.get("ada")
+        assert [(n.id, n.relation, n.weight) for n in db.neighbors("m2")] == [("m3", "caused", 0.5)]
+        # The stored vector and its norm survive, so similarity is exact.
+        hit = db.ask(vector=tea.vector, top_k=1)[0]
+        assert hit.id == "m2" and hit.score == pytest.approx(1.0, abs=1e-6)
+        assert np.isfinite([h.score for h in db.ask(vector=tea.vector, top_k=50)]).all()
+
+
+def test_todays_writer_reproduces_the_v1_log_bytes(tmp_path):
+    maker = _load_maker()
+    digest = maker.build(tmp_path / "fresh.mem")
+    assert digest == (DATA / "v1.state_hash").read_text().strip()
+    golden_wal = sorted((DATA / "v1.mem" / "wal").iterdir())
+    fresh_wal = sorted((tmp_path / "fresh.mem" / "wal").iterdir())
+    assert [p.name for p in fresh_wal] == [p.name for p in golden_wal]
+    for fresh, golden in zip(fresh_wal, golden_wal, strict=True):
+        assert fresh.read_bytes() == golden.read_bytes(), golden.name
