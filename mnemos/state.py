@@ -74,7 +74,8 @@ class State:
         row_copy: np.ndarray = self.vectors.row(row).copy()
         return row_copy
 
-    def version_of(self, row: int) -> Version:
+    def _content(self, row: int) -> tuple[int, int, str, int, str, bytes, str, str, float, int]:
+        """The current version of a row, without its vector: a ``Version`` less one field."""
         return (
             self.vseqs[row],
             self.vats[row],
@@ -86,8 +87,10 @@ class State:
             self.kinds[row],
             self.imps[row],
             self.tss[row],
-            self.vector(row).astype("<f4").tobytes(),
         )
+
+    def version_of(self, row: int) -> Version:
+        return (*self._content(row), self.vector(row).astype("<f4").tobytes())
 
     def ns_code(self, ns: str) -> int:
         code = self.ns_codes.get(ns)
@@ -267,16 +270,7 @@ class State:
                 pack(
                     [
                         self.ids[row],
-                        self.texts[row],
-                        self.metas[row],
-                        self.nss[row],
-                        self.kinds[row],
-                        self.imps[row],
-                        self.tss[row],
-                        self.vers[row],
-                        self.vops[row],
-                        self.vseqs[row],
-                        self.vats[row],
+                        *self._content(row),
                         self.dseqs[row],
                         self.dats[row],
                         self.history.get(self.ids[row], []),
