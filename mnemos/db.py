@@ -619,9 +619,10 @@ class Mnemos:
                 )
         if len(batch) > fmt.BATCH_ITEMS_MAX:
             raise InvalidInputError(f"a batch holds at most {fmt.BATCH_ITEMS_MAX} items")
-        if not batch:
-            return []
         with self._lock:
+            self._writable()
+            if not batch:
+                return []
             events = self._remember_events(batch)
             self._commit(events)
             return [str(e["id"]) for e in events]

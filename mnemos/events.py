@@ -17,6 +17,7 @@ import numpy as np
 
 from . import format as fmt
 from .errors import InvalidInputError
+from .index.vector import row_norms
 
 _INT_MIN = -(2**63)
 _UINT_MAX = 2**64 - 1
@@ -157,8 +158,14 @@ def check_vector(vector: object, dim: int | None) -> bytes:
         )
     if not np.isfinite(arr).all():
         raise InvalidInputError("vector contains NaN or infinity; pass finite numbers only")
-    if not np.any(arr):
-        raise InvalidInputError("vector is all zeros, so it has no direction to compare by")
+    norm = float(row_norms(arr[None, :])[0])
+    if norm == 0.0:
+        raise InvalidInputError(
+            "vector is all zeros (or too close to zero for float32), so it has no direction "
+            "to compare by"
+        )
+    if not math.isfinite(norm):
+        raise InvalidInputError("vector is too large: its length overflows float32; scale it down")
     return arr.astype("<f4", copy=False).tobytes()
 
 

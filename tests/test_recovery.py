@@ -30,7 +30,9 @@ import mnemos
 from mnemos import CorruptDatabaseError, DatabaseLockedError, MemoryNotFound, Mnemos
 
 SEGMENT_HEADER_BYTES = 32
-RECORD_HEADER = struct.Struct("<IIQIIII")  # crc, length, seq, prev_crc, txn_index, txn_count, reserved
+RECORD_HEADER = struct.Struct(
+    "<IIQIIII"
+)  # crc, length, seq, prev_crc, txn_index, txn_count, reserved
 SNAP_HEADER = struct.Struct("<8sIIQII")  # magic, version, sections, seq, last_crc, crc
 SNAP_SECTION = struct.Struct("<IIQQQII")  # kind, codec, offset, stored, raw, crc, reserved
 SECTION_STATE, SECTION_VECTORS = 1, 2

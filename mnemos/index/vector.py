@@ -152,10 +152,12 @@ class VectorIndex:
         if n == 0 or top_k <= 0:
             return []
         norms = self.fresh_norms()
-        q = query.astype(np.float32, copy=False)
-        qnorm = row_norms(q[None, :])[0]
-        scores = np.concatenate([part @ q for part in self.parts()])
-        scores /= norms * qnorm
+        # Unit query first (in float64): then neither the dot products nor the product of
+        # the norms can overflow or underflow float32 for any vector check_vector admits.
+        wide = query.astype(np.float64)
+        unit = (wide / np.sqrt(np.square(wide).sum())).astype(np.float32)
+        scores = np.concatenate([part @ unit for part in self.parts()])
+        scores /= norms
         scores[~mask[:n]] = -np.inf
         k = min(top_k, int(np.count_nonzero(mask[:n])))
         if k == 0:
