@@ -141,7 +141,8 @@ def now_micros(clock: Clock) -> int:
 def check_vector(vector: object, dim: int | None) -> bytes:
     """A 1-D finite, non-zero float32 vector of the database's dimension, as LE bytes."""
     try:
-        arr = np.asarray(vector, dtype=np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, rejected below
+            arr = np.asarray(vector, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"vector must be a sequence of numbers ({exc})") from None
     if arr.ndim != 1 or arr.size == 0:
