@@ -61,9 +61,12 @@ from .wal import (
     LogWriter,
     SnapshotMismatch,
     Tail,
+    decode_segment_header,
     encode_record,
     encode_segment_header,
     list_numbered,
+    new_salt,
+    scan_records,
 )
 
 log = logging.getLogger("mnemos")
@@ -154,16 +157,24 @@ class Mnemos:
             raise InvalidInputError(
                 f"log_retention must be one of {', '.join(RETENTIONS)}; got {log_retention!r}"
             )
-        if dim is not None and (not isinstance(dim, int) or not 1 <= dim <= fmt.DIM_MAX):
+        if dim is not None and (not _is_int(dim) or not 1 <= dim <= fmt.DIM_MAX):
             raise InvalidInputError(f"dim must be an int from 1 to {fmt.DIM_MAX}; got {dim!r}")
-        if not isinstance(segment_bytes, int) or segment_bytes < 4096:
+        if not _is_int(segment_bytes) or segment_bytes < 4096:
             raise InvalidInputError("segment_bytes must be an int of at least 4096")
         for name, value in (
             ("snapshot_every_events", snapshot_every_events),
             ("snapshot_every_bytes", snapshot_every_bytes),
         ):
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not _is_int(value) or value < 1):
                 raise InvalidInputError(f"{name} must be a positive int or None; got {value!r}")
+        if (
+            isinstance(sync_interval_ms, bool)
+            or not isinstance(sync_interval_ms, (int, float))
+            or (not 0 < sync_interval_ms <= 60_000)
+        ):
+            raise InvalidInputError(
+                f"sync_interval_ms must be a number from 0 to 60000; got {sync_interval_ms!r}"
+            )
         self.path = path
         self.readonly = readonly
         self.durability = durability
@@ -183,6 +194,7 @@ class Mnemos:
         self._events_since_snapshot = 0
         self._bytes_since_snapshot = 0
         self._last_snapshot_seq = 0
+        self._last_snapshot_bytes = 0
         self._open_stats: dict[str, Any] = {}
         try:
             self._prepare_directory(create, dim)
@@ -213,24 +225,58 @@ class Mnemos:
                 )
             self._storage.mkdir(path)
             self._storage.fsync_dir(os.path.dirname(os.path.abspath(path)))
+        ours = {
+            fmt.LOCK_FILE,
+            fmt.WAL_DIR,
+            fmt.SNAPSHOT_DIR,
+            fmt.DB_FILE,
+            fmt.DB_FILE + fmt.TMP_SUFFIX,
+        }
+        foreign = sorted(set(os.listdir(path)) - ours)
+        if foreign:  # checked before the lock file is made: refusing writes nothing
+            raise InvalidInputError(
+                f"{path} is not a Mnemos database (it holds {', '.join(foreign[:3])}); "
+                "choose an empty or new directory"
+            )
         if not self.readonly:
             self._lock_fd = take_writer_lock(path)
         db_file = os.path.join(path, fmt.DB_FILE)
         if os.path.exists(db_file):
             _check_db_file(db_file)
             return
-        ours = {fmt.LOCK_FILE, fmt.WAL_DIR, fmt.SNAPSHOT_DIR, fmt.DB_FILE + fmt.TMP_SUFFIX}
-        foreign = sorted(set(os.listdir(path)) - ours)
-        if foreign:
-            raise InvalidInputError(
-                f"{path} is not a Mnemos database (it holds {', '.join(foreign[:3])}); "
-                "choose an empty or new directory"
-            )
         if self.readonly:
             raise InvalidInputError(
                 f"{path} is not initialised yet; open it once without readonly=True"
             )
+        if not self._creation_leftovers_only():
+            raise CorruptDatabaseError(
+                f"{db_file} is missing but {path} holds a log or snapshots; restore the "
+                "MNEMOS file from a backup (nothing was changed)",
+                path=db_file,
+            )
         self._create(dim)
+
+    def _creation_leftovers_only(self) -> bool:
+        """Without MNEMOS, is what ``wal/`` and ``snapshots/`` hold at most what an
+        interrupted creation leaves (segment 1 with nothing but the init event)? Anything
+        more is a database that lost its MNEMOS file, and must not be wiped."""
+        if list_numbered(self._snap_dir, fmt.SNAP_SUFFIX):
+            return False
+        segments = list_numbered(self._wal_dir, fmt.WAL_SUFFIX)
+        if not segments:
+            return True
+        if segments != [1]:
+            return False
+        path = os.path.join(self._wal_dir, fmt.segment_name(1))
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            header = decode_segment_header(data, path)
+        except CorruptDatabaseError:
+            return False
+        body = memoryview(data)[fmt.SEGMENT_HEADER_BYTES :]
+        result = scan_records(body, fmt.SEGMENT_HEADER_BYTES, header.salt, 0, 0)
+        return result.status == "clean" and len(result.records) <= 1
 
     def _create(self, dim: int | None) -> None:
         """Lay out a new database. The log (with its first event) is written before the
@@ -240,12 +286,14 @@ class Mnemos:
             self._storage.mkdir(sub)
             for name in os.listdir(sub):
                 self._storage.unlink(os.path.join(sub, name))
+        self._storage.fsync_dir(self.path)
+        salt = new_salt()
         payload = encode_event(self._init_event(dim))
-        record, _crc = encode_record(1, 0, 0, 1, payload)
+        record, _crc = encode_record(salt, 1, 0, 0, 1, 0, payload)
         write_atomically(
             self._storage,
             os.path.join(self._wal_dir, fmt.segment_name(1)),
-            [encode_segment_header(1, 0), record],
+            [encode_segment_header(1, 0, salt), record],
         )
         header = fmt.DB_HEADER.pack(fmt.DB_MAGIC, fmt.FORMAT_VERSION, 0)[:12]
         write_atomically(
@@ -335,7 +383,13 @@ class Mnemos:
                 self._handle_torn_tail(tail)
             self._cursor = cursor
             self._last_snapshot_seq = state.seq if snap_seq else 0
+            self._last_snapshot_bytes = os.path.getsize(snap_path) if snap_seq else 0
             self._events_since_snapshot = tail.seq - self._last_snapshot_seq
+            self._bytes_since_snapshot = sum(
+                os.path.getsize(os.path.join(self._wal_dir, fmt.segment_name(first)))
+                for first in list_numbered(self._wal_dir, fmt.WAL_SUFFIX)
+                if first > self._last_snapshot_seq
+            )
             return state, tail
         raise AssertionError("unreachable: replay from seq 0 always returns or raises")
 
@@ -362,7 +416,10 @@ class Mnemos:
             tail.end,
             tail.torn_reason,
         )
-        self._storage.truncate(path, tail.end)
+        try:
+            self._storage.truncate(path, tail.end)
+        except OSError as exc:
+            raise StorageError(f"could not cut the torn tail of {path}: {exc}") from exc
         tail.torn_offset = None
 
     def _remove_orphans(self) -> None:
@@ -374,7 +431,10 @@ class Mnemos:
             for name in names:
                 if name.endswith(fmt.TMP_SUFFIX):
                     log.info("removing orphan file %s", os.path.join(directory, name))
-                    self._storage.unlink(os.path.join(directory, name))
+                    try:
+                        self._storage.unlink(os.path.join(directory, name))
+                    except OSError as exc:  # harmless: readers ignore orphans
+                        log.warning("could not remove orphan %s: %s", name, exc)
 
     def _init_event(self, dim: int | None) -> dict[str, Any]:
         emb = self._embedder
@@ -419,12 +479,14 @@ class Mnemos:
             self._release()
 
     def _release(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
 
     def __del__(self) -> None:
         # Like a file object, a dropped handle releases its lock instead of holding it
@@ -471,11 +533,16 @@ class Mnemos:
         for i, payload in enumerate(payloads):
             self._state.apply(first + i, decode_event(payload))
         self._events_since_snapshot += len(payloads)
-        self._bytes_since_snapshot += sum(len(p) for p in payloads) + 24 * len(payloads)
+        self._bytes_since_snapshot += sum(len(p) for p in payloads) + fmt.RECORD_HEADER_BYTES * len(
+            payloads
+        )
         self._maybe_checkpoint()
         return first
 
     def _maybe_checkpoint(self) -> None:
+        """Snapshot when enough events or log bytes have accumulated, but not before the
+        log since the last snapshot is a quarter of that snapshot's size: rewriting a large
+        database every few thousand events would cost more than replaying them."""
         due = (
             self._snapshot_every_events is not None
             and self._events_since_snapshot >= self._snapshot_every_events
@@ -483,7 +550,7 @@ class Mnemos:
             self._snapshot_every_bytes is not None
             and self._bytes_since_snapshot >= self._snapshot_every_bytes
         )
-        if not due:
+        if not due or self._bytes_since_snapshot < self._last_snapshot_bytes // 4:
             return
         try:
             self._checkpoint()
@@ -730,14 +797,21 @@ class Mnemos:
                 f"writing a snapshot of {self.path} failed ({exc}); no data was lost, the "
                 "log holds every event. Free space or fix the error and checkpoint again"
             ) from exc
-        self._last_snapshot_seq = info.seq
+        self._last_snapshot_seq, self._last_snapshot_bytes = info.seq, info.size_bytes
         self._events_since_snapshot = self._bytes_since_snapshot = 0
         self._prune(keep_log=self._retention == "keep")
         return info
 
     def _prune(self, *, keep_log: bool, snapshots_kept: int = SNAPSHOTS_KEPT) -> None:
         """Delete snapshots beyond the newest ``snapshots_kept`` and, unless the log is
-        kept, segments wholly covered by the oldest snapshot that remains."""
+        kept, segments wholly covered by the oldest snapshot that remains. Failing to
+        delete loses nothing, so it is logged, not raised."""
+        try:
+            self._prune_files(keep_log, snapshots_kept)
+        except OSError as exc:
+            log.warning("could not delete old snapshots or log segments: %s", exc)
+
+    def _prune_files(self, keep_log: bool, snapshots_kept: int) -> None:
         snaps = list_numbered(self._snap_dir, fmt.SNAP_SUFFIX)
         for seq in snaps[:-snapshots_kept]:
             self._storage.unlink(os.path.join(self._snap_dir, fmt.snapshot_name(seq)))
@@ -773,7 +847,14 @@ class Mnemos:
             dead = sum(1 for d in state.dseqs if d)
             versions = sum(len(v) for v in state.history.values())
             self._commit([{"t": "compact", "at": self._now(), "keep": keep_versions}])
-            self._checkpoint()
+            info = self._checkpoint()
+            try:  # the only snapshot left once the log is gone: read it back first
+                load_snapshot(info.path)
+            except (SnapshotError, OSError) as exc:
+                raise StorageError(
+                    f"the compaction snapshot {info.path} does not read back ({exc}); the "
+                    "log and older snapshots were kept"
+                ) from exc
             self._prune(keep_log=False, snapshots_kept=1)
             return {
                 "bytes_before": before,
@@ -1022,6 +1103,8 @@ class Namespace:
         return self.db.remember_many(scoped)
 
     def ask(self, query: str | None = None, **kwargs: Any) -> list[Hit]:
+        if kwargs.get("namespace") not in (None, self.name):
+            raise InvalidInputError(f"this view reads namespace {self.name!r} only")
         kwargs["namespace"] = self.name
         return self.db.ask(query, **kwargs)
 
@@ -1081,6 +1164,10 @@ class Namespace:
 _REMEMBER_KEYS = frozenset(
     {"text", "metadata", "namespace", "kind", "importance", "timestamp", "vector", "id"}
 )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _auto_id(seq: int, state: State, taken: set[str]) -> str:

@@ -262,7 +262,10 @@ class State:
         "State hash"): independent of rows, snapshots, batching and backend."""
         h = hashlib.blake2b(digest_size=32)
         pack = msgpack.Packer(use_bin_type=True, use_single_float=False).pack
-        h.update(pack(["mnemos-state", self.format, self.dim, _sorted_map(self.embedder)]))
+        # seq is state: the ids the next writes get depend on it.
+        h.update(
+            pack(["mnemos-state", self.format, self.seq, self.dim, _sorted_map(self.embedder)])
+        )
         order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
         h.update(pack(len(order)))
         for row in order:

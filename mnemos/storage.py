@@ -31,7 +31,8 @@ class OSStorage:
         os.fsync(fd)
 
     def fdatasync(self, fd: int) -> None:
-        os.fdatasync(fd)
+        # Not every platform has fdatasync (macOS); fsync is the stronger fallback.
+        getattr(os, "fdatasync", os.fsync)(fd)
 
     def close(self, fd: int) -> None:
         os.close(fd)
@@ -61,9 +62,7 @@ class OSStorage:
         os.makedirs(path, exist_ok=True)
 
 
-def write_atomically(
-    storage: OSStorage, path: str, parts: Iterable[bytes | memoryview], *, sync: bool = True
-) -> None:
+def write_atomically(storage: OSStorage, path: str, parts: Iterable[bytes | memoryview]) -> None:
     """Write ``path`` whole or not at all: temp file, fsync, rename, fsync the directory.
 
     A crash at any step leaves either the old file or the new one, plus at most an
@@ -74,10 +73,8 @@ def write_atomically(
     try:
         for part in parts:
             storage.write(fd, part)
-        if sync:
-            storage.fsync(fd)
+        storage.fsync(fd)
     finally:
         storage.close(fd)
     storage.rename(tmp, path)
-    if sync:
-        storage.fsync_dir(os.path.dirname(path) or ".")
+    storage.fsync_dir(os.path.dirname(path) or ".")

@@ -2,9 +2,9 @@
 
 FORMAT.md "Log segments" is the specification. In one sentence (``check_record``), a
 record is valid when its header and payload lie inside the file, its length is at most
-EVENT_BYTES_MAX, its stored CRC equals the CRC-32 of everything after the CRC field up to
-the end of the payload, its reserved field is zero, its seq is one more than the record
-before it, its prev_crc equals that record's CRC, and its place in its transaction
+EVENT_BYTES_MAX, its stored CRC equals the CRC-32, seeded with its segment's salt, of
+everything after the CRC field up to the end of the payload, its seq is one more than the
+record before it, its prev_crc equals that record's CRC, and its place in its transaction
 (txn_index of txn_count) follows the record before it; a transaction is committed when
 all its txn_count records are valid.
 
@@ -18,6 +18,7 @@ import mmap
 import os
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,30 +30,42 @@ from .storage import OSStorage, write_atomically
 
 log = logging.getLogger("mnemos")
 
-_HEADER_TAIL = struct.Struct("<IQIIII")  # the header after its CRC field
+_HEADER_TAIL = struct.Struct("<IQIIII")  # the record header after its CRC field
 
 
 def encode_record(
-    seq: int, prev_crc: int, txn_index: int, txn_count: int, payload: bytes
+    salt: int,
+    seq: int,
+    prev_crc: int,
+    txn_index: int,
+    txn_count: int,
+    unsynced: int,
+    payload: bytes,
 ) -> tuple[bytes, int]:
-    """One record's bytes and its CRC. Checks the limit before anything is written."""
-    if len(payload) > fmt.EVENT_BYTES_MAX:
-        raise ValueError(f"event of {len(payload)} bytes exceeds EVENT_BYTES_MAX")
-    tail = _HEADER_TAIL.pack(len(payload), seq, prev_crc, txn_index, txn_count, 0)
-    crc = crc32(payload, crc32(tail))
+    """One record's bytes and its CRC. ``unsynced`` counts the records before this one
+    that were not yet known durable when it was written."""
+    tail = _HEADER_TAIL.pack(len(payload), seq, prev_crc, txn_index, txn_count, unsynced)
+    crc = crc32(payload, crc32(tail, salt))
     return crc.to_bytes(4, "little") + tail + payload, crc
 
 
-def encode_segment_header(first_seq: int, prev_crc: int) -> bytes:
-    body = fmt.SEGMENT_HEADER.pack(fmt.WAL_MAGIC, fmt.FORMAT_VERSION, 0, first_seq, prev_crc, 0)
-    crc = crc32(body[:28])
-    return body[:28] + crc.to_bytes(4, "little")
+def new_salt() -> int:
+    """A random salt for a new segment. Record CRCs are seeded with it, so bytes that a
+    user stores (a text that spells out a record) can never pass for a record. The salt
+    is file framing, not state: it never reaches ``apply``."""
+    return int.from_bytes(os.urandom(4), "little")
+
+
+def encode_segment_header(first_seq: int, prev_crc: int, salt: int) -> bytes:
+    body = fmt.SEGMENT_HEADER.pack(fmt.WAL_MAGIC, fmt.FORMAT_VERSION, salt, first_seq, prev_crc, 0)
+    return body[:28] + crc32(body[:28]).to_bytes(4, "little")
 
 
 @dataclass(frozen=True)
 class SegmentHeader:
     first_seq: int
     prev_crc: int
+    salt: int
 
 
 def decode_segment_header(data: bytes | memoryview, path: str) -> SegmentHeader:
@@ -62,21 +75,21 @@ def decode_segment_header(data: bytes | memoryview, path: str) -> SegmentHeader:
             path=path,
             offset=0,
         )
-    magic, version, reserved, first_seq, prev_crc, crc = fmt.SEGMENT_HEADER.unpack_from(data, 0)
+    magic, version, salt, first_seq, prev_crc, crc = fmt.SEGMENT_HEADER.unpack_from(data, 0)
     if magic != fmt.WAL_MAGIC:
         raise CorruptDatabaseError(f"{path} is not a Mnemos log segment", path=path, offset=0)
     if crc != crc32(bytes(data[:28])):
         raise CorruptDatabaseError(
             f"log segment header checksum mismatch in {path}", path=path, offset=0
         )
-    if version != fmt.FORMAT_VERSION or reserved != 0:
+    if version != fmt.FORMAT_VERSION:
         raise CorruptDatabaseError(
             f"log segment {path} has format version {version}; this Mnemos reads version "
             f"{fmt.FORMAT_VERSION} (upgrade mnemos-db)",
             path=path,
             offset=8,
         )
-    return SegmentHeader(first_seq, prev_crc)
+    return SegmentHeader(first_seq, prev_crc, salt)
 
 
 @dataclass
@@ -102,6 +115,7 @@ class ScanResult:
 def check_record(
     buf: memoryview,
     pos: int,
+    salt: int,
     expect_seq: int,
     expect_prev: int,
     expect_index: int,
@@ -113,15 +127,13 @@ def check_record(
     remaining = len(buf) - pos
     if remaining < fmt.RECORD_HEADER_BYTES:
         return "truncated record header"
-    crc, length, seq, prev, index, count, reserved = fmt.RECORD_HEADER.unpack_from(buf, pos)
+    crc, length, seq, prev, index, count, _unsynced = fmt.RECORD_HEADER.unpack_from(buf, pos)
     if length > fmt.EVENT_BYTES_MAX:
         return f"record length {length} exceeds EVENT_BYTES_MAX"
     if fmt.RECORD_HEADER_BYTES + length > remaining:
         return "truncated record payload"
-    if crc32(buf[pos + 4 : pos + fmt.RECORD_HEADER_BYTES + length]) != crc:
+    if crc32(buf[pos + 4 : pos + fmt.RECORD_HEADER_BYTES + length], salt) != crc:
         return "record checksum mismatch"
-    if reserved:
-        return "non-zero reserved field"
     if seq != expect_seq:
         return f"sequence gap: expected seq {expect_seq}, found {seq}"
     if prev != expect_prev:
@@ -131,51 +143,50 @@ def check_record(
     return crc, length, index, count
 
 
-def _later_transaction_after(buf: memoryview, start: int, damaged_seq: int) -> bool:
-    """Is there a self-consistent record at an offset >= start (fits in the buffer,
-    reserved zero, matching CRC) belonging to a transaction that began after
-    ``damaged_seq``?
+def _durable_record_after(buf: memoryview, start: int, salt: int, damaged_seq: int) -> bool:
+    """Is there a record at an offset >= start (fitting in the buffer, with a matching
+    salted CRC) written when ``damaged_seq`` was already durable?
 
-    Only the final transaction can be partly on disk after a crash (each one is synced
-    before the next is written), so damage followed only by records of its own
-    transaction is a torn tail, and damage followed by a later transaction is
-    corruption. Every byte offset is a candidate; the header fields are screened for all
-    of them at once with strided numpy views and only the survivors are checksummed.
+    If so, the damaged record had been synced and later changed: corruption. If every
+    record after the damage was written while it was still unsynced, the damage is in the
+    window a crash may lose (out-of-order writeback of unsynced pages): a torn tail.
+    Every byte offset is a candidate; the header fields are screened for all of them at
+    once with strided numpy views and only the survivors are checksummed.
     """
     count = len(buf) - fmt.RECORD_HEADER_BYTES - start + 1
     if count <= 0:
         return False
     raw = np.frombuffer(buf, dtype=np.uint8)
 
-    def field(offset: int, dtype: str) -> np.ndarray:
+    def column(offset: int, dtype: str) -> np.ndarray:
         view: np.ndarray = np.ndarray(
             (count,), dtype=dtype, buffer=raw, offset=start + offset, strides=(1,)
         )
         return view
 
-    seqs, lengths = field(8, "<u8"), field(4, "<u4")
-    indexes, counts, reserved = field(20, "<u4"), field(24, "<u4"), field(28, "<u4")
+    seqs, lengths = column(8, "<u8"), column(4, "<u4")
+    indexes, counts, unsynced = column(20, "<u4"), column(24, "<u4"), column(28, "<u4")
     # Records after the damage number at most one per RECORD_HEADER_BYTES bytes.
     max_seq = damaged_seq + count // fmt.RECORD_HEADER_BYTES + 1
     window = 1 << 20
     for lo in range(0, count, window):
         hi = min(lo + window, count)
-        idx = lo + np.flatnonzero((reserved[lo:hi] == 0) & (indexes[lo:hi] < counts[lo:hi]))
+        idx = lo + np.flatnonzero(indexes[lo:hi] < counts[lo:hi])
         seq = seqs[idx].astype(np.int64)
-        begins = seq - indexes[idx].astype(np.int64)
+        durable = seq - 1 - unsynced[idx].astype(np.int64)
         fits = lengths[idx].astype(np.int64) <= count - 1 - idx
-        for i in idx[(begins > damaged_seq) & (seq <= max_seq) & fits]:
+        for i in idx[(durable >= damaged_seq) & (seq <= max_seq) & fits]:
             pos = start + int(i)
             crc, length = struct.unpack_from("<II", buf, pos)
-            if crc32(buf[pos + 4 : pos + fmt.RECORD_HEADER_BYTES + length]) == crc:
+            if crc32(buf[pos + 4 : pos + fmt.RECORD_HEADER_BYTES + length], salt) == crc:
                 return True
     return False
 
 
-def scan_records(data: bytes | memoryview, base: int, seq: int, crc: int) -> ScanResult:
-    """Validate the records in ``data`` (which starts at file offset ``base``), the first
-    of which must have seq ``seq + 1`` and prev_crc ``crc`` and start a transaction.
-    Offsets returned are file offsets."""
+def scan_records(data: bytes | memoryview, base: int, salt: int, seq: int, crc: int) -> ScanResult:
+    """Validate the records in ``data`` (which starts at file offset ``base`` of a segment
+    with ``salt``), the first of which must have seq ``seq + 1`` and prev_crc ``crc`` and
+    start a transaction. Offsets returned are file offsets."""
     buf = memoryview(data)
     n = len(buf)
     result = ScanResult(end=base, seq=seq, crc=crc)
@@ -183,12 +194,12 @@ def scan_records(data: bytes | memoryview, base: int, seq: int, crc: int) -> Sca
     pending: list[tuple[int, int, memoryview]] = []
     pos = index = count = 0
     while pos < n:
-        checked = check_record(buf, pos, seq + 1, crc, index, count)
+        checked = check_record(buf, pos, salt, seq + 1, crc, index, count)
         if isinstance(checked, str):
             result.bad_offset = base + pos
             result.reason = checked
-            later = _later_transaction_after(buf, pos + 1, seq + 1)
-            result.status = "corrupt" if later else "torn"
+            durable_after = _durable_record_after(buf, pos + 1, salt, seq + 1)
+            result.status = "corrupt" if durable_after else "torn"
             return result
         crc, length, index, count = checked
         seq += 1
@@ -236,6 +247,7 @@ class Tail:
     end: int  # offset after its last committed record
     seq: int
     crc: int
+    salt: int
     torn_offset: int | None = None
     torn_reason: str = ""
 
@@ -256,6 +268,7 @@ class LogCursor:
         self.offset = 0
         self.seq = 0
         self.crc = 0
+        self.salt = 0
 
     def _path(self, first_seq: int) -> str:
         return os.path.join(self.wal_dir, fmt.segment_name(first_seq))
@@ -303,17 +316,18 @@ class LogCursor:
                         path=path,
                         offset=24,
                     )
-                self.offset, self.seq, self.crc = (
+                self.offset, self.seq, self.crc, self.salt = (
                     fmt.SEGMENT_HEADER_BYTES,
                     header.first_seq - 1,
                     header.prev_crc,
+                    header.salt,
                 )
                 if self.seq == self.after_seq:
                     self._check_snapshot_link(self.seq, self.crc)
                 body = memoryview(data)[fmt.SEGMENT_HEADER_BYTES :]
             else:
                 body = memoryview(_read_from(path, self.offset, sealed=sealed))
-            result = scan_records(body, self.offset, self.seq, self.crc)
+            result = scan_records(body, self.offset, self.salt, self.seq, self.crc)
             for seq, crc, payload in result.records:
                 if seq > self.after_seq:
                     out.append((seq, payload))
@@ -329,7 +343,7 @@ class LogCursor:
                     offset=result.bad_offset,
                 )
             if not later:
-                tail = Tail(self.segment, self.offset, self.seq, self.crc)
+                tail = Tail(self.segment, self.offset, self.seq, self.crc, self.salt)
                 if result.status == "torn":
                     tail.torn_offset, tail.torn_reason = result.bad_offset, result.reason
                 return out, tail
@@ -355,13 +369,21 @@ class SnapshotMismatch(Exception):
     """The log's record at a snapshot's seq does not have the CRC the snapshot recorded."""
 
 
+_UNSYNCED_MAX = 2**32 - 1
+
+
 class LogWriter:
     """Appends transactions to the newest segment and makes them durable.
 
     ``durability``: "full" syncs before every append returns; "normal" syncs from a
-    background thread at most every ``sync_interval_ms`` and on close; "off" leaves it to
-    the operating system. A failed write or sync puts the writer in a failed state: every
-    later append raises until the database is reopened.
+    background thread at most every ``sync_interval_ms`` (one fdatasync for everything
+    appended meanwhile) and on close; "off" leaves it to the operating system. A failed
+    write or sync puts the writer in a failed state: every later append raises until the
+    database is reopened.
+
+    Each record says how many records before it were not yet known durable when it was
+    written (``synced_seq`` is the last seq known durable), so recovery can tell damage
+    in the unsynced window a crash may lose from damage to synced data.
     """
 
     def __init__(
@@ -379,15 +401,18 @@ class LogWriter:
         self.durability = durability
         self.segment_bytes = segment_bytes
         self.segment = tail.segment
+        self.salt = tail.salt
         self.seq = tail.seq
         self.crc = tail.crc
         self.size = tail.end
+        self.synced_seq = tail.seq  # what recovery found is on disk
         self.failed: BaseException | None = None
+        self._failed_what = ""
         self._fd = storage.open_append(self._path(self.segment))
-        self._io = threading.Lock()  # guards the descriptor against the sync thread
-        self._dirty = False
-        self._closing = False
+        self._io = threading.Lock()  # guards the descriptor and the fields below
         self._wake = threading.Condition(self._io)
+        self._dirty_since: float | None = None  # monotonic time of the first unsynced append
+        self._closing = False
         self._sync_interval_s = sync_interval_ms / 1000.0
         self._syncer: threading.Thread | None = None
         if durability == "normal":
@@ -398,7 +423,7 @@ class LogWriter:
         return os.path.join(self.wal_dir, fmt.segment_name(first_seq))
 
     def _fail(self, exc: BaseException, what: str) -> StorageError:
-        self.failed = exc
+        self.failed, self._failed_what = exc, what
         err = StorageError(
             f"{what} failed ({exc}); the database refuses further writes. Close and reopen "
             "it to recover every acknowledged write"
@@ -410,8 +435,9 @@ class LogWriter:
     def check(self) -> None:
         if self.failed is not None:
             raise StorageError(
-                f"an earlier write or sync failed ({self.failed}); close and reopen the "
-                "database to recover"
+                f"an earlier {self._failed_what} failed ({self.failed}), so this handle "
+                "accepts no more writes; close it and reopen the database to recover every "
+                "acknowledged write"
             )
 
     def append(self, payloads: list[bytes]) -> int:
@@ -422,9 +448,12 @@ class LogWriter:
         first = self.seq + 1
         seq, crc = self.seq, self.crc
         chunks = []
+        with self._io:
+            synced = self.synced_seq
         for i, payload in enumerate(payloads):
             seq += 1
-            record, crc = encode_record(seq, crc, i, len(payloads), payload)
+            unsynced = min(seq - 1 - synced, _UNSYNCED_MAX)
+            record, crc = encode_record(self.salt, seq, crc, i, len(payloads), unsynced, payload)
             chunks.append(record)
         blob = b"".join(chunks)
         with self._io:
@@ -432,77 +461,100 @@ class LogWriter:
                 self.storage.write(self._fd, blob)
             except OSError as exc:
                 raise self._fail(exc, "log write") from exc
+            self.seq, self.crc = seq, crc
+            self.size += len(blob)
             if self.durability == "full":
-                try:
-                    self.storage.fdatasync(self._fd)
-                except OSError as exc:
-                    raise self._fail(exc, "log fdatasync") from exc
-            elif self.durability == "normal":
-                self._dirty = True
+                self._sync_locked(raise_errors=True)
+            elif self.durability == "normal" and self._dirty_since is None:
+                self._dirty_since = time.monotonic()
                 self._wake.notify()
-        self.seq, self.crc = seq, crc
-        self.size += len(blob)
         return first
 
     def _roll(self) -> None:
         """Seal the current segment (synced whatever the durability, so a crash can never
-        leave a gap before a newer segment) and start the next one."""
+        leave a gap before a newer segment) and start the next one with a new salt."""
         first = self.seq + 1
         path = self._path(first)
+        salt = new_salt()
         with self._io:
             try:
                 self.storage.fsync(self._fd)
-                write_atomically(
-                    self.storage, path, [encode_segment_header(first, self.crc)], sync=True
-                )
+                write_atomically(self.storage, path, [encode_segment_header(first, self.crc, salt)])
                 fd = self.storage.open_append(path)
             except OSError as exc:
                 raise self._fail(exc, "starting a new log segment") from exc
             self.storage.close(self._fd)
-            self._fd, self._dirty = fd, False
-        self.segment, self.size = first, fmt.SEGMENT_HEADER_BYTES
+            self._fd, self._dirty_since, self.synced_seq = fd, None, self.seq
+            self.segment, self.salt, self.size = first, salt, fmt.SEGMENT_HEADER_BYTES
 
     def roll(self) -> None:
-        """Start a new segment now (compaction does, so older segments become whole)."""
+        """Start a new segment now, if the current one holds any record."""
         self.check()
         if self.size > fmt.SEGMENT_HEADER_BYTES:
             self._roll()
 
     def sync(self) -> None:
+        """Make everything appended so far durable now; raises if that fails."""
         with self._io:
-            self._sync_locked()
+            self._sync_locked(raise_errors=True)
 
-    def _sync_locked(self) -> None:
+    def _sync_locked(self, *, raise_errors: bool) -> None:
         if self.failed is not None or self._fd < 0:
+            if raise_errors:
+                self.check()
             return
         try:
             self.storage.fdatasync(self._fd)
-            self._dirty = False
         except OSError as exc:
-            self._fail(exc, "log fdatasync")
+            err = self._fail(exc, "log fdatasync")
+            if raise_errors:
+                raise err from exc
             log.error("log fdatasync failed: %s; the database refuses further writes", exc)
+            return
+        self._dirty_since, self.synced_seq = None, self.seq
 
     def _sync_loop(self) -> None:
-        """Group commit: after the first unsynced append, wait out the interval (or a
-        close), then sync everything appended meanwhile with one fdatasync."""
-        with self._io:
-            while True:
-                while not self._dirty and not self._closing:
+        """Group commit: from the first unsynced append, wait out the interval, then make
+        everything appended meanwhile durable with one fdatasync of a duplicate descriptor,
+        outside the lock, so appends go on while the disk works."""
+        while True:
+            with self._io:
+                while self._dirty_since is None and not self._closing:
                     self._wake.wait()
-                if self._closing:
+                deadline = (self._dirty_since or 0.0) + self._sync_interval_s
+                while not self._closing and (remaining := deadline - time.monotonic()) > 0:
+                    self._wake.wait(remaining)
+                if self._closing or self.failed is not None:
+                    return  # close() does the last sync itself
+                target, fd = self.seq, os.dup(self._fd)
+                self._dirty_since = None
+            try:
+                self.storage.fdatasync(fd)
+                error: OSError | None = None
+            except OSError as exc:
+                error = exc
+            finally:
+                os.close(fd)
+            with self._io:
+                if error is not None:
+                    self._fail(error, "log fdatasync")
+                    log.error("log fdatasync failed: %s; the database refuses writes", error)
                     return
-                self._wake.wait(self._sync_interval_s)
-                if self._dirty:
-                    self._sync_locked()
+                self.synced_seq = max(self.synced_seq, target)
 
     def close(self) -> None:
+        """Sync what is unsynced (unless durability is "off") and close. Raises
+        ``StorageError`` if the writer failed, so a lost window is never reported as
+        saved."""
         with self._io:
             self._closing = True
             self._wake.notify()
-            if self.durability != "off" and self._dirty:
-                self._sync_locked()
+        if self._syncer is not None:
+            self._syncer.join()
+        with self._io:
+            if self.durability != "off" and self._dirty_since is not None:
+                self._sync_locked(raise_errors=False)
             if self._fd >= 0:
                 self.storage.close(self._fd)
                 self._fd = -1
-        if self._syncer is not None:
-            self._syncer.join()
+        self.check()

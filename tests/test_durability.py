@@ -291,3 +291,69 @@ def test_power_loss_after_a_snapshot_leaves_a_database_that_opens(
         # Everything the snapshot holds must still be there, log and snapshot agreeing.
         assert crashed.seq == expected_seq
         assert crashed.state_hash() == expected_hash
+
+
+# -- group commit and failed syncs --------------------------------------------------------
+
+
+class CountingDisk(OSStorage):
+    """The real file system, counting data syncs."""
+
+    fdatasyncs: ClassVar[list[int]] = []
+
+    def fdatasync(self, fd: int) -> None:
+        super().fdatasync(fd)
+        self.fdatasyncs.append(fd)
+
+
+class FailingSyncDisk(OSStorage):
+    """The real file system whose data syncs fail with EIO (a dying disk)."""
+
+    def fdatasync(self, fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+
+def test_normal_mode_groups_many_appends_into_one_sync(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Group commit: appends within one interval share one fdatasync, however many."""
+    monkeypatch.setattr(CountingDisk, "fdatasyncs", [])
+    monkeypatch.setattr(mnemos.db, "OSStorage", CountingDisk)
+    db = Mnemos.open(db_path, dim=8, durability="normal", sync_interval_ms=60_000)
+    for i in range(40):
+        db.remember(f"item {i}", vector=vec(i))
+    assert CountingDisk.fdatasyncs == []  # the interval has not run out
+    db.close()
+    assert len(CountingDisk.fdatasyncs) == 1
+    monkeypatch.undo()
+    with Mnemos.open(db_path) as db:
+        assert db.stats()["memories"] == 40
+
+
+def test_close_reports_a_failed_final_sync(db_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """close() must not report success when the window it was to make durable is not."""
+    Mnemos.open(db_path, dim=8).close()
+    monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
+    db = Mnemos.open(db_path, durability="normal", sync_interval_ms=60_000)
+    db.remember("never synced", vector=vec(1))
+    with pytest.raises(mnemos.StorageError, match="fdatasync"):
+        db.close()
+    monkeypatch.undo()
+    with Mnemos.open(db_path) as db:  # the lock was released all the same
+        assert db.seq >= 1
+
+
+def test_full_mode_failed_sync_acknowledges_nothing_and_refuses_writes(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    Mnemos.open(db_path, dim=8).close()
+    monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
+    db = Mnemos.open(db_path)
+    seq = db.seq
+    with pytest.raises(mnemos.StorageError):
+        db.remember("not acknowledged", vector=vec(1))
+    assert db.seq == seq  # not applied either
+    with pytest.raises(mnemos.StorageError, match="reopen"):
+        db.remember("refused", vector=vec(2))
+    with pytest.raises(mnemos.StorageError):
+        db.close()

@@ -20,6 +20,7 @@ import os
 import struct
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -560,3 +561,91 @@ def test_cli_repair_reports_locked(db_path: Path):
     finally:
         os.close(fd)
     assert run_cli("repair", str(db_path), "--yes").returncode == 0
+
+
+# -- found in review ---------------------------------------------------------------------
+
+
+def test_text_that_spells_a_record_cannot_make_a_torn_tail_look_corrupt(db_path: Path):
+    """Record CRCs are seeded with a per-segment random salt, so a memory whose text is a
+    well-formed record (with the seq that would come next) is not mistaken for a later
+    record when the append holding it is torn."""
+    hashes = build(db_path, n=2)
+    seq = max(hashes)
+    payload = b"\x82\xa1t\xa6forget\xa2at\x00"
+    tail = struct.pack("<IQIIII", len(payload), seq + 2, 0, 0, 1, 0)
+    forged = zlib.crc32(payload, zlib.crc32(tail)).to_bytes(4, "little") + tail + payload
+    with open_db(db_path) as db:
+        db.remember(forged.decode("latin-1"), vector=vec(9))
+    (seg,) = segments(db_path)
+    data = seg.read_bytes()
+    last = parse_records(data)[-1]
+    os.truncate(seg, last.end - 5)  # the append of that memory was cut short
+    check_opens_at(db_path, seq, hashes[seq], readonly=False)
+
+
+def test_damage_in_the_unsynced_window_is_a_torn_tail(db_path: Path):
+    """Under durability "off"/"normal" a power loss may keep later unsynced pages and lose
+    earlier ones: each record says how many records before it were unsynced when it was
+    written, so damage there loses the window instead of refusing to open."""
+    with open_db(db_path, dim=8, durability="off") as db:
+        db.remember("kept", vector=vec(1))
+        before_seq, before_hash = db.seq, db.state_hash()
+        db.remember("lost in the window", vector=vec(2))
+        db.remember("written after it, also unsynced", vector=vec(3))
+    (seg,) = segments(db_path)
+    data = bytearray(seg.read_bytes())
+    middle = parse_records(bytes(data))[-2]
+    data[middle.offset : middle.end] = bytes(middle.end - middle.offset)
+    seg.write_bytes(bytes(data))
+    check_opens_at(db_path, before_seq, before_hash, readonly=False)
+    assert seg.stat().st_size == middle.offset
+
+
+def test_same_damage_after_a_sync_is_corruption(db_path: Path):
+    """The counterpart: under "full" every record was synced before the next was written,
+    so the same zeroed record is reported, not cut away."""
+    build(db_path, n=3)
+    (seg,) = segments(db_path)
+    data = bytearray(seg.read_bytes())
+    middle = parse_records(bytes(data))[-2]
+    data[middle.offset : middle.end] = bytes(middle.end - middle.offset)
+    seg.write_bytes(bytes(data))
+    with pytest.raises(CorruptDatabaseError) as info:
+        Mnemos.open(db_path)
+    assert info.value.offset == middle.offset
+
+
+def test_missing_mnemos_file_is_reported_and_nothing_is_deleted(db_path: Path):
+    build(db_path, n=4)
+    with open_db(db_path) as db:
+        db.checkpoint()
+    (db_path / "MNEMOS").unlink()
+    before = tree_bytes(db_path)
+    with pytest.raises(CorruptDatabaseError, match="MNEMOS"):
+        Mnemos.open(db_path)
+    assert tree_bytes(db_path) == before
+
+
+def test_repair_of_damage_a_snapshot_covers_keeps_every_memory(db_path: Path, tmp_path: Path):
+    """Damage in an old segment that a valid newer snapshot covers does not stop open;
+    repair must drop that history, never the data after it."""
+    with open_db(db_path, dim=8, segment_bytes=4096) as db:
+        for i in range(40):
+            db.remember(f"note {i} " + "x" * 100, vector=vec(i))
+        db.checkpoint()
+        for i in range(40, 45):
+            db.remember(f"note {i}", vector=vec(i))
+        expected = db.state_hash()
+    first = segments(db_path)[0]
+    flip_bit(first, parse_records(first.read_bytes())[1].offset + 40)
+    with Mnemos.open(db_path, readonly=True) as db:  # opens: the snapshot covers it
+        assert db.state_hash() == expected
+    report = mnemos.verify(db_path)
+    assert report.opens and not report.ok
+    assert [p.kind for p in report.problems] == ["history"]
+    result = mnemos.repair(db_path, backup=str(tmp_path / "backup"))
+    assert result["repaired"] and result["ok"], result
+    assert first.exists() is False and (tmp_path / "backup" / "wal" / first.name).exists()
+    with Mnemos.open(db_path) as db:
+        assert db.state_hash() == expected and db.stats()["memories"] == 45

@@ -152,20 +152,38 @@ class VectorIndex:
         if n == 0 or top_k <= 0:
             return []
         norms = self.fresh_norms()
-        # Unit query first (in float64): then neither the dot products nor the product of
-        # the norms can overflow or underflow float32 for any vector check_vector admits.
+        # A fast float32 pass over every row picks the candidates; BLAS may round a row's
+        # dot product differently depending on where the row sits in the matrix, so the
+        # candidates (every row within RESCORE_MARGIN of the k-th) are then scored again
+        # exactly, row by row in float64: the final scores depend only on the two vectors.
         wide = query.astype(np.float64)
-        unit = (wide / np.sqrt(np.square(wide).sum())).astype(np.float32)
-        scores = np.concatenate([part @ unit for part in self.parts()])
-        scores /= norms
-        scores[~mask[:n]] = -np.inf
+        unit = wide / np.sqrt(np.square(wide).sum())
+        approx = np.concatenate([part @ unit.astype(np.float32) for part in self.parts()])
+        approx /= norms
+        approx[~mask[:n]] = -np.inf
         k = min(top_k, int(np.count_nonzero(mask[:n])))
         if k == 0:
             return []
         if k < n:
-            kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
-            rows = np.flatnonzero(scores >= kth)
+            kth = approx[np.argpartition(-approx, k - 1)[k - 1]]
+            rows = np.flatnonzero(approx >= kth - RESCORE_MARGIN)
         else:
             rows = np.flatnonzero(mask[:n])
-        order = rows[np.lexsort((rows, -scores[rows]))]
-        return [(int(r), float(scores[r])) for r in order]
+        exact = cosine(self.take(rows), unit)
+        order = np.lexsort((rows, -exact))
+        cut = exact[order[k - 1]]
+        return [(int(rows[i]), float(exact[i])) for i in order if exact[i] >= cut]
+
+
+# Larger than any float32 rounding of a cosine over DIM_MAX dimensions.
+RESCORE_MARGIN = 1e-3
+
+
+def cosine(rows: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """Cosine of each row with the unit vector ``unit``, in float64, each row reduced on
+    its own (so the result does not depend on the other rows)."""
+    wide = rows.astype(np.float64)
+    dots = (wide * unit).sum(axis=1)
+    lengths = np.sqrt(np.square(wide).sum(axis=1))
+    scores: np.ndarray = dots / lengths
+    return scores
