@@ -61,6 +61,7 @@ from .wal import (
     LogWriter,
     SnapshotMismatch,
     Tail,
+    check_version,
     decode_segment_header,
     encode_record,
     encode_segment_header,
@@ -1228,13 +1229,7 @@ def _check_db_file(path: str) -> None:
     magic, version, crc = fmt.DB_HEADER.unpack(data)
     if magic != fmt.DB_MAGIC or crc != crc32(data[:12]):
         raise CorruptDatabaseError(f"{path} is not a valid Mnemos header", path=path, offset=0)
-    if version != fmt.FORMAT_VERSION:
-        raise CorruptDatabaseError(
-            f"{path} is format version {version}; this Mnemos reads version "
-            f"{fmt.FORMAT_VERSION} (upgrade mnemos-db)",
-            path=path,
-            offset=8,
-        )
+    check_version(version, path)
 
 
 def _dir_bytes(directory: str, suffix: str) -> int:

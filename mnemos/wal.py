@@ -82,14 +82,19 @@ def decode_segment_header(data: bytes | memoryview, path: str) -> SegmentHeader:
         raise CorruptDatabaseError(
             f"log segment header checksum mismatch in {path}", path=path, offset=0
         )
+    check_version(version, path)
+    return SegmentHeader(first_seq, prev_crc, salt)
+
+
+def check_version(version: int, path: str) -> None:
+    """Refuse a file of another format version (the field sits at offset 8 in each)."""
     if version != fmt.FORMAT_VERSION:
         raise CorruptDatabaseError(
-            f"log segment {path} has format version {version}; this Mnemos reads version "
+            f"{path} is format version {version}; this Mnemos reads version "
             f"{fmt.FORMAT_VERSION} (upgrade mnemos-db)",
             path=path,
             offset=8,
         )
-    return SegmentHeader(first_seq, prev_crc, salt)
 
 
 @dataclass
