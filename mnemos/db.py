@@ -222,7 +222,8 @@ class Mnemos:
         if not os.path.isdir(path):
             if self.readonly or not create:
                 raise InvalidInputError(
-                    f"no Mnemos database at {path}; open it with create=True to make one"
+                    f"no Mnemos database at {path}; check the path"
+                    + ("" if self.readonly else ", or open it with create=True to make one")
                 )
             self._storage.mkdir(path)
             self._storage.fsync_dir(os.path.dirname(os.path.abspath(path)))
@@ -312,9 +313,14 @@ class Mnemos:
             listing = self._listing()
             try:
                 return self._recover_once()
-            except (FileNotFoundError, CorruptDatabaseError):
+            except (FileNotFoundError, CorruptDatabaseError) as exc:
                 if self.readonly and attempt < 4 and self._listing() != listing:
                     continue  # the writer pruned files under us; look again
+                if isinstance(exc, CorruptDatabaseError):
+                    exc.args = (
+                        f"{exc.args[0]}. Run `mnemos verify {self.path}` for a full report "
+                        f"and `mnemos repair {self.path}` to fix it (it keeps a backup)",
+                    )
                 raise
         raise AssertionError("unreachable")
 
@@ -1211,10 +1217,14 @@ def take_writer_lock(path: str) -> int:
         os.close(fd)
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise
+        where = (
+            "by another handle in this process"
+            if holder == str(os.getpid())
+            else "by another process" + (f" (pid {holder})" if holder else "")
+        )
         raise DatabaseLockedError(
-            f"{path} is open for writing by another process"
-            + (f" (pid {holder})" if holder else "")
-            + "; close it there, or open this one with readonly=True"
+            f"{path} is open for writing {where}; close that handle first, or open this "
+            "one with readonly=True"
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -649,3 +649,30 @@ def test_repair_of_damage_a_snapshot_covers_keeps_every_memory(db_path: Path, tm
     assert first.exists() is False and (tmp_path / "backup" / "wal" / first.name).exists()
     with Mnemos.open(db_path) as db:
         assert db.state_hash() == expected and db.stats()["memories"] == 45
+
+
+def test_every_bit_flip_is_reported_or_cut_never_silently_applied(db_path: Path):
+    """A sweep over every bit of a small log: a flip in any record before the last
+    transaction raises CorruptDatabaseError naming that record's offset; a flip in the last
+    transaction (which no later record vouches for) either raises or opens at the state
+    before it. Never an exception of another type, never a state that was not committed."""
+    hashes = build(db_path, n=3)
+    (seg,) = segments(db_path)
+    pristine = seg.read_bytes()
+    recs = parse_records(pristine)
+    last = recs[-1]
+    for offset in range(32, len(pristine)):
+        record = next(r for r in recs if r.offset <= offset < r.end)
+        for bit in range(8):
+            damaged = bytearray(pristine)
+            damaged[offset] ^= 1 << bit
+            seg.write_bytes(bytes(damaged))
+            try:
+                with Mnemos.open(db_path, readonly=True) as db:
+                    opened = (db.seq, db.state_hash())
+            except CorruptDatabaseError as exc:
+                assert exc.offset == record.offset, (offset, bit, str(exc))
+                continue
+            assert record is last, f"flip at {offset}:{bit} before the tail was not reported"
+            assert opened == (last.seq - 1, hashes[last.seq - 1]), (offset, bit)
+    seg.write_bytes(pristine)
