@@ -11,7 +11,6 @@ processes and threads; nothing is mocked.
 
 from __future__ import annotations
 
-import os
 import queue
 import subprocess
 import sys
