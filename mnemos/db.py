@@ -7,14 +7,17 @@ bytes, so the live state is exactly what a replay of the log would build.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -197,6 +200,7 @@ class Mnemos:
         self._last_snapshot_seq = 0
         self._last_snapshot_bytes = 0
         self._open_stats: dict[str, Any] = {}
+        _OPEN_HANDLES.add(self)
         try:
             self._prepare_directory(create, dim)
             self._state, tail = self._recover()
@@ -497,8 +501,9 @@ class Mnemos:
 
     def __del__(self) -> None:
         # Like a file object, a dropped handle releases its lock instead of holding it
-        # until the process exits.
-        if not getattr(self, "_closed", True):
+        # until the process exits. Not during interpreter shutdown: _close_all_at_exit
+        # has run by then, and the sync thread can no longer be joined.
+        if not getattr(self, "_closed", True) and not sys.is_finalizing():
             with contextlib.suppress(Exception):
                 self.close()
 
@@ -536,13 +541,17 @@ class Mnemos:
         """Log ``events`` as one transaction, then apply them. Returns the first seq."""
         writer = self._writable()
         payloads = [encode_event(e) for e in events]
+        size = sum(map(len, payloads))
+        if size > fmt.TXN_BYTES_MAX:
+            raise InvalidInputError(
+                f"this batch encodes to {size} bytes, over TXN_BYTES_MAX ({fmt.TXN_BYTES_MAX}); "
+                "split it into several remember_many calls"
+            )
         first = writer.append(payloads)
         for i, payload in enumerate(payloads):
             self._state.apply(first + i, decode_event(payload))
         self._events_since_snapshot += len(payloads)
-        self._bytes_since_snapshot += sum(len(p) for p in payloads) + fmt.RECORD_HEADER_BYTES * len(
-            payloads
-        )
+        self._bytes_since_snapshot += size + fmt.RECORD_HEADER_BYTES * len(payloads)
         self._maybe_checkpoint()
         return first
 
@@ -905,7 +914,10 @@ class Mnemos:
             s = self._state
             row = s.rows.get(id) if isinstance(id, str) else None
             if row is None:
-                raise MemoryNotFound(f"no memory with id {id!r} has ever been in {self.path}")
+                raise MemoryNotFound(
+                    f"no memory with id {id!r} in {self.path} (never remembered, or removed "
+                    "by compact())"
+                )
             steps = [*s.history.get(id, []), s.version_of(row)]
             if s.dseqs[row]:
                 steps.append(s._tombstone(row))
@@ -918,6 +930,7 @@ class Mnemos:
         relation: str | None = None,
         *,
         direction: str = "both",
+        _within: str | None = None,
     ) -> list[Neighbor]:
         """Memories reachable from ``id`` in at most ``depth`` hops, breadth first.
 
@@ -947,6 +960,8 @@ class Mnemos:
                     for other, rel, way, weight in sorted(steps):
                         if other in seen or (relation is not None and rel != relation):
                             continue
+                        if _within is not None and s.nss[s.rows[other]] != _within:
+                            continue  # a namespace view walks inside its namespace only
                         seen.add(other)
                         nxt.append(other)
                         found.append(Neighbor(other, level, node, rel, weight, way))
@@ -1153,13 +1168,11 @@ class Namespace:
     ) -> list[Neighbor]:
         with self.db._lock:
             self._own(id)
-            found = self.db.neighbors(id, depth, relation, direction=direction)
-            nss = self.db._state.nss
-            rows = self.db._state.rows
-            return [n for n in found if nss[rows[n.id]] == self.name]
+            return self.db.neighbors(id, depth, relation, direction=direction, _within=self.name)
 
     def stats(self) -> dict[str, Any]:
         with self.db._lock:
+            self.db._check_open()
             s = self.db._state
             return {
                 "namespace": self.name,
@@ -1171,6 +1184,18 @@ class Namespace:
 _REMEMBER_KEYS = frozenset(
     {"text", "metadata", "namespace", "kind", "importance", "timestamp", "vector", "id"}
 )
+
+
+# Handles still open when the program exits are closed (synced) by an atexit hook, as a
+# file object is flushed: under durability="normal" this saves the last window.
+_OPEN_HANDLES: weakref.WeakSet[Mnemos] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    for db in list(_OPEN_HANDLES):
+        with contextlib.suppress(Exception):
+            db.close()
 
 
 def _is_int(value: object) -> bool:

@@ -50,6 +50,7 @@ ID_BYTES_MAX = 256
 NAMESPACE_BYTES_MAX = 256
 RELATION_BYTES_MAX = 256
 BATCH_ITEMS_MAX = 1_000_000
+TXN_BYTES_MAX = 256 * 1024 * 1024  # payload bytes of one transaction (one remember_many)
 
 KINDS = ("episodic", "semantic", "procedural")
 DEFAULT_NAMESPACE = "default"

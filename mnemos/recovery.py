@@ -141,8 +141,12 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
     broken = False  # the chain is lost: later segments are checked on their own
     for i, first in enumerate(segments):
         seg_path = os.path.join(wal_dir, fmt.segment_name(first))
-        with open(seg_path, "rb") as f:
-            data = f.read()
+        try:
+            with open(seg_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:  # a live writer pruned it after the listing
+            broken, state = True, None
+            continue
         try:
             header = decode_segment_header(data, seg_path)
         except CorruptDatabaseError as exc:

@@ -952,3 +952,17 @@ def test_ask_scores_do_not_depend_on_where_a_snapshot_split_the_rows(tmp_path: P
         snap.unlink()
     with Mnemos.open(path) as db:  # replay from scratch: one array again
         assert [[(h.id, h.score) for h in db.ask(vector=q, top_k=10)] for q in queries] == live
+
+
+def test_a_batch_over_the_transaction_limit_is_refused_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(fmt, "TXN_BYTES_MAX", 4096)
+    with Mnemos.open(tmp_path / "db", dim=8) as db:
+        seq, digest = db.seq, db.state_hash()
+        with pytest.raises(InvalidInputError, match="TXN_BYTES_MAX"):
+            db.remember_many([{"text": "x" * 1000, "vector": vec(i)} for i in range(5)])
+        assert (db.seq, db.state_hash()) == (seq, digest)
+        assert (
+            len(db.remember_many([{"text": "x" * 1000, "vector": vec(i)} for i in range(3)])) == 3
+        )

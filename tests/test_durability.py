@@ -357,3 +357,35 @@ def test_full_mode_failed_sync_acknowledges_nothing_and_refuses_writes(
         db.remember("refused", vector=vec(2))
     with pytest.raises(mnemos.StorageError):
         db.close()
+
+
+def test_a_handle_left_open_is_synced_when_the_program_exits(db_path: Path):
+    """Like a file object, an unclosed handle is flushed at exit: under "normal" the last
+    window is synced even if the program forgot close(). The child counts its data syncs
+    and reports them last (atexit runs handlers in reverse order of registration)."""
+    code = (
+        "import atexit, sys\n"
+        "syncs = []\n"
+        "atexit.register(lambda: print('SYNCS', len(syncs), flush=True))\n"
+        "import numpy as np\n"
+        "import mnemos.db\n"
+        "from mnemos.storage import OSStorage\n"
+        "class Counting(OSStorage):\n"
+        "    def fdatasync(self, fd):\n"
+        "        super().fdatasync(fd)\n"
+        "        syncs.append(fd)\n"
+        "mnemos.db.OSStorage = Counting\n"
+        "db = mnemos.db.Mnemos.open(sys.argv[1], dim=8, durability='normal',\n"
+        "                           sync_interval_ms=60000)\n"
+        "db.remember('left open', vector=np.ones(8, dtype=np.float32))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(db_path)],
+        check=True,
+        timeout=TIMEOUT_S,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == "SYNCS 1", out
+    with Mnemos.open(db_path) as db:
+        assert [db.get(f"m{db.seq}").text] == ["left open"]
