@@ -49,9 +49,11 @@ class VerifyReport:
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
-    # First damage in the log: (segment first_seq, offset where the valid part ends,
-    # seq of the first record lost), for repair.
-    cut: tuple[int, int, int] | None = None
+    # For repair. The first damage that stops open: (segment first_seq, offset where its
+    # valid part ends, or None when the whole segment goes, seq of the first event lost).
+    cut: tuple[int, int | None, int] | None = None
+    # Segments with damage that a valid snapshot covers.
+    history_segments: list[int] = field(default_factory=list)
 
     @property
     def opens(self) -> bool:
@@ -127,10 +129,25 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
                 Problem(snap["path"], None, f"damaged snapshot: {snap['reason']}", "history")
             )
 
-    def problem(where: str, offset: int | None, reason: str, seq: int) -> None:
-        """Damage losing events from ``seq`` on: fatal unless a snapshot covers them."""
+    def problem(
+        where: str,
+        offset: int | None,
+        reason: str,
+        seq: int,
+        segment: int | None = None,
+        keep_bytes: int | None = None,
+    ) -> None:
+        """Damage losing events from ``seq`` on: fatal unless a snapshot covers them.
+        ``segment`` is where repair would cut: keep its first ``keep_bytes`` bytes, or
+        drop it whole when None."""
         kind = "history" if seq <= newest_valid else "corrupt"
         report.problems.append(Problem(where, offset, reason, kind))
+        if segment is None:
+            return
+        if kind == "history":
+            report.history_segments.append(segment)
+        elif report.cut is None:
+            report.cut = (segment, keep_bytes, seq)
 
     segments = list_numbered(wal_dir, fmt.WAL_SUFFIX)
     report.segments = len(segments)
@@ -150,14 +167,16 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
         try:
             header = decode_segment_header(data, seg_path)
         except CorruptDatabaseError as exc:
-            problem(seg_path, exc.offset, str(exc), first)
+            problem(seg_path, exc.offset, str(exc), first, first)
             broken = True
             continue
         if i == 0:
             report.first_seq = header.first_seq
             state = _replay_start(header.first_seq, snap_dir, snap_hashes)
         elif not broken and (header.first_seq != seq + 1 or header.prev_crc != crc):
-            problem(seg_path, 0, f"segment does not continue the log at seq {seq + 1}", seq + 1)
+            problem(
+                seg_path, 0, f"segment does not continue the log at seq {seq + 1}", seq + 1, first
+            )
             broken = True
         if broken:  # pick the log up again where a valid snapshot continues it
             state = _replay_start(header.first_seq, snap_dir, snap_hashes)
@@ -171,31 +190,32 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
             header.prev_crc,
         )
         report.records += len(result.records)
+        start = fmt.SEGMENT_HEADER_BYTES  # where each record begins
         for rseq, _crc, payload in result.records:
             if state is None:
                 break
             try:
                 state.apply(rseq, decode_event(payload))
             except Exception as exc:  # reported, not raised
-                problem(seg_path, None, f"event at seq {rseq} does not apply: {exc!r}", rseq)
+                reason = f"event at seq {rseq} does not apply: {exc!r}"
+                problem(seg_path, start, reason, rseq, first, start)
                 state = None
                 break
+            start += fmt.RECORD_HEADER_BYTES + len(payload)
             if rseq in snap_hashes and state.state_hash() != snap_hashes[rseq]:
+                # The log is the truth: such a snapshot is as good as damaged.
+                snap_path = os.path.join(snap_dir, fmt.snapshot_name(rseq))
+                for snap in report.snapshots:
+                    if snap["seq"] == rseq:
+                        snap.update(valid=False, reason="differs from the state the log replays to")
                 report.problems.append(
-                    Problem(
-                        os.path.join(snap_dir, fmt.snapshot_name(rseq)),
-                        None,
-                        "snapshot state differs from the state the log replays to",
-                        "corrupt",
-                    )
+                    Problem(snap_path, None, "snapshot state differs from the log", "corrupt")
                 )
         last = i == len(segments) - 1
         if result.status == "torn" and last:
             report.problems.append(Problem(seg_path, result.bad_offset, result.reason, "torn"))
         elif result.status != "clean":
-            problem(seg_path, result.bad_offset, result.reason, result.seq + 1)
-            if report.cut is None:
-                report.cut = (first, result.end, result.seq + 1)
+            problem(seg_path, result.bad_offset, result.reason, result.seq + 1, first, result.end)
             broken, state = True, None
         if continuing:
             report.last_seq = result.seq
@@ -217,63 +237,82 @@ def _replay_start(first_seq: int, snap_dir: str, snap_hashes: dict[int, str]) ->
 
 def repair(path: str | os.PathLike[str], *, backup: str | None = None) -> dict[str, Any]:
     """Copy the database to ``backup`` (default ``PATH.bak-<time>``), then remove the
-    damage, taking the writer lock for the duration:
+    damage, holding the writer lock throughout:
 
-    - damaged snapshots are deleted (open was skipping them);
-    - damage in log segments a valid newer snapshot covers: those segments are deleted
-      (their history is in the backup);
-    - damage after the newest valid snapshot: the log is cut at the end of its valid part,
-      later segments and snapshots past the cut are deleted.
+    - damaged snapshots, and snapshots that disagree with the log, are deleted (open was
+      skipping them, or should);
+    - damage in log segments a valid newer snapshot covers: the log up to the last such
+      segment is deleted (that history is in the backup);
+    - the first damage after the newest valid snapshot: the log is cut at the end of its
+      valid part and later segments are deleted.
+
+    Raises ``MnemosError``, changing nothing, when no repair can keep the data a valid
+    snapshot holds, and if the repaired database still would not open.
     """
     path = os.fspath(path)
     if not os.path.isfile(os.path.join(path, fmt.DB_FILE)):
         raise InvalidInputError(f"no Mnemos database at {path}")
     storage = OSStorage()
+    wal_dir = os.path.join(path, fmt.WAL_DIR)
     # Hold the writer lock without opening: open refuses a corrupt database.
     lock_fd = take_writer_lock(path)
     try:
         report = verify(path)
         if report.ok:
             return {"repaired": False, "reason": "no damage found", "backup": None}
+        plan = _plan(report, wal_dir)
         backup = backup or f"{path.rstrip(os.sep)}.bak-{time.strftime('%Y%m%d-%H%M%S')}"
         shutil.copytree(path, backup, ignore=shutil.ignore_patterns(fmt.LOCK_FILE))
-        wal_dir = os.path.join(path, fmt.WAL_DIR)
-        newest_valid = max((s["seq"] for s in report.snapshots if s["valid"]), default=0)
-        removed = [s["path"] for s in report.snapshots if not s["valid"]]
-        truncated = None
-        if report.cut is not None:
-            seg, offset, lost_seq = report.cut
-            segments = list_numbered(wal_dir, fmt.WAL_SUFFIX)
-            if lost_seq <= newest_valid:
-                # Drop the history the snapshot covers, damaged segment included; what
-                # remains must start right after the snapshot.
-                later = [s for s in segments if s > newest_valid]
-                if not later or later[0] != newest_valid + 1:
-                    raise MnemosError(
-                        f"the damage in {path} is inside the segment that continues the "
-                        f"newest snapshot (seq {newest_valid}); restore from a backup"
-                    )
-                removed += [_segment(wal_dir, s) for s in segments if s <= newest_valid]
-            else:
-                storage.truncate(_segment(wal_dir, seg), offset)
-                truncated = {"path": _segment(wal_dir, seg), "offset": offset}
-                # No valid snapshot reaches lost_seq (else the damage would be history).
-                removed += [_segment(wal_dir, s) for s in segments if s > seg]
-        for victim in removed:
+        if plan["truncate"] is not None:
+            storage.truncate(plan["truncate"]["path"], plan["truncate"]["offset"])
+        for victim in plan["remove"]:
             storage.unlink(victim)
         for directory in (wal_dir, os.path.join(path, fmt.SNAPSHOT_DIR)):
             storage.fsync_dir(directory)
     finally:
         os.close(lock_fd)
     after = verify(path)
+    if not after.opens:
+        raise MnemosError(
+            f"repair of {path} left damage it could not remove "
+            f"({'; '.join(p.reason for p in after.problems)}); the original is in {backup}"
+        )
     return {
         "repaired": True,
         "backup": backup,
-        "truncated": truncated,
-        "removed": removed,
+        "truncated": plan["truncate"],
+        "removed": plan["remove"],
         "last_seq": after.last_seq,
         "ok": after.ok,
     }
+
+
+def _plan(report: VerifyReport, wal_dir: str) -> dict[str, Any]:
+    """What repair will truncate and delete; raises before anything changes if it cannot
+    keep everything the newest valid snapshot holds."""
+    valid = [s["seq"] for s in report.snapshots if s["valid"]]
+    newest_valid = max(valid, default=0)
+    remove = [s["path"] for s in report.snapshots if not s["valid"]]
+    segments = list_numbered(wal_dir, fmt.WAL_SUFFIX)
+    truncate = None
+    if report.history_segments:
+        last_bad = max(report.history_segments)
+        later = [s for s in segments if s > last_bad]
+        # What remains must hold the event after the snapshot open will use.
+        if not later or later[0] > newest_valid + 1:
+            raise MnemosError(
+                f"damaged segment {_segment(wal_dir, last_bad)} also holds events after the "
+                f"newest valid snapshot (seq {newest_valid}); restore from a backup"
+            )
+        remove += [_segment(wal_dir, s) for s in segments if s <= last_bad]
+    if report.cut is not None:
+        seg, keep_bytes, _lost = report.cut
+        if keep_bytes is None:
+            remove += [_segment(wal_dir, s) for s in segments if s >= seg]
+        else:
+            truncate = {"path": _segment(wal_dir, seg), "offset": keep_bytes}
+            remove += [_segment(wal_dir, s) for s in segments if s > seg]
+    return {"truncate": truncate, "remove": sorted(set(remove))}
 
 
 def _segment(wal_dir: str, first_seq: int) -> str:

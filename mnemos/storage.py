@@ -37,6 +37,10 @@ class OSStorage:
     def close(self, fd: int) -> None:
         os.close(fd)
 
+    def dup(self, fd: int) -> int:
+        """A second descriptor for the same open file (syncing it syncs the file)."""
+        return os.dup(fd)
+
     def rename(self, src: str, dst: str) -> None:
         os.replace(src, dst)
 

@@ -410,10 +410,19 @@ class LogWriter:
         self.seq = tail.seq
         self.crc = tail.crc
         self.size = tail.end
-        self.synced_seq = tail.seq  # what recovery found is on disk
         self.failed: BaseException | None = None
         self._failed_what = ""
         self._fd = storage.open_append(self._path(self.segment))
+        # What the last process wrote may still be only in the page cache. Sync it before
+        # any new record vouches for it (``unsynced`` counts from synced_seq).
+        try:
+            storage.fdatasync(self._fd)
+        except OSError as exc:
+            storage.close(self._fd)
+            raise StorageError(
+                f"syncing the log tail at open failed ({exc}); the disk may be failing"
+            ) from exc
+        self.synced_seq = tail.seq
         self._io = threading.Lock()  # guards the descriptor and the fields below
         self._wake = threading.Condition(self._io)
         self._dirty_since: float | None = None  # monotonic time of the first unsynced append
@@ -521,31 +530,36 @@ class LogWriter:
     def _sync_loop(self) -> None:
         """Group commit: from the first unsynced append, wait out the interval, then make
         everything appended meanwhile durable with one fdatasync of a duplicate descriptor,
-        outside the lock, so appends go on while the disk works."""
-        while True:
+        outside the lock, so appends go on while the disk works. Any failure here puts
+        the writer in its failed state: acknowledging writes that no one will sync is
+        never an option."""
+        try:
+            while self._sync_once():
+                pass
+        except BaseException as exc:
             with self._io:
-                while self._dirty_since is None and not self._closing:
-                    self._wake.wait()
-                deadline = (self._dirty_since or 0.0) + self._sync_interval_s
-                while not self._closing and (remaining := deadline - time.monotonic()) > 0:
-                    self._wake.wait(remaining)
-                if self._closing or self.failed is not None:
-                    return  # close() does the last sync itself
-                target, fd = self.seq, os.dup(self._fd)
-                self._dirty_since = None
-            try:
-                self.storage.fdatasync(fd)
-                error: OSError | None = None
-            except OSError as exc:
-                error = exc
-            finally:
-                os.close(fd)
-            with self._io:
-                if error is not None:
-                    self._fail(error, "log fdatasync")
-                    log.error("log fdatasync failed: %s; the database refuses writes", error)
-                    return
-                self.synced_seq = max(self.synced_seq, target)
+                self._fail(exc, "background log sync")
+            log.error("background log sync failed: %s; the database refuses writes", exc)
+
+    def _sync_once(self) -> bool:
+        """One group commit; False when the thread should stop."""
+        with self._io:
+            while self._dirty_since is None and not self._closing:
+                self._wake.wait()
+            deadline = (self._dirty_since or 0.0) + self._sync_interval_s
+            while not self._closing and (remaining := deadline - time.monotonic()) > 0:
+                self._wake.wait(remaining)
+            if self._closing or self.failed is not None:
+                return False  # close() does the last sync itself
+            target, fd = self.seq, self.storage.dup(self._fd)
+            self._dirty_since = None
+        try:
+            self.storage.fdatasync(fd)
+        finally:
+            self.storage.close(fd)
+        with self._io:
+            self.synced_seq = max(self.synced_seq, target)
+        return True
 
     def close(self) -> None:
         """Sync what is unsynced (unless durability is "off") and close. Raises

@@ -250,6 +250,11 @@ class LossyDisk(OSStorage):
         super().close(fd)
         self._paths.pop(fd, None)
 
+    def dup(self, fd: int) -> int:
+        copy = super().dup(fd)
+        self._paths[copy] = self._paths[fd]
+        return copy
+
     def rename(self, src: str, dst: str) -> None:
         super().rename(src, dst)
         self.synced[dst] = self.synced.pop(src, 0)
@@ -308,10 +313,14 @@ class CountingDisk(OSStorage):
 
 
 class FailingSyncDisk(OSStorage):
-    """The real file system whose data syncs fail with EIO (a dying disk)."""
+    """The real file system whose data syncs fail with EIO once ``dying`` is set."""
+
+    dying: ClassVar[bool] = False
 
     def fdatasync(self, fd: int) -> None:
-        raise OSError(5, "Input/output error")
+        if self.dying:
+            raise OSError(5, "Input/output error")
+        super().fdatasync(fd)
 
 
 def test_normal_mode_groups_many_appends_into_one_sync(
@@ -321,11 +330,12 @@ def test_normal_mode_groups_many_appends_into_one_sync(
     monkeypatch.setattr(CountingDisk, "fdatasyncs", [])
     monkeypatch.setattr(mnemos.db, "OSStorage", CountingDisk)
     db = Mnemos.open(db_path, dim=8, durability="normal", sync_interval_ms=60_000)
+    at_open = len(CountingDisk.fdatasyncs)  # open syncs the log tail it inherits
     for i in range(40):
         db.remember(f"item {i}", vector=vec(i))
-    assert CountingDisk.fdatasyncs == []  # the interval has not run out
+    assert len(CountingDisk.fdatasyncs) == at_open  # the interval has not run out
     db.close()
-    assert len(CountingDisk.fdatasyncs) == 1
+    assert len(CountingDisk.fdatasyncs) == at_open + 1
     monkeypatch.undo()
     with Mnemos.open(db_path) as db:
         assert db.stats()["memories"] == 40
@@ -335,7 +345,9 @@ def test_close_reports_a_failed_final_sync(db_path: Path, monkeypatch: pytest.Mo
     """close() must not report success when the window it was to make durable is not."""
     Mnemos.open(db_path, dim=8).close()
     monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
+    monkeypatch.setattr(FailingSyncDisk, "dying", False)
     db = Mnemos.open(db_path, durability="normal", sync_interval_ms=60_000)
+    FailingSyncDisk.dying = True
     db.remember("never synced", vector=vec(1))
     with pytest.raises(mnemos.StorageError, match="fdatasync"):
         db.close()
@@ -349,7 +361,9 @@ def test_full_mode_failed_sync_acknowledges_nothing_and_refuses_writes(
 ):
     Mnemos.open(db_path, dim=8).close()
     monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
+    monkeypatch.setattr(FailingSyncDisk, "dying", False)
     db = Mnemos.open(db_path)
+    FailingSyncDisk.dying = True
     seq = db.seq
     with pytest.raises(mnemos.StorageError):
         db.remember("not acknowledged", vector=vec(1))
@@ -367,7 +381,8 @@ def test_a_handle_left_open_is_synced_when_the_program_exits(db_path: Path):
     code = (
         "import atexit, sys\n"
         "syncs = []\n"
-        "atexit.register(lambda: print('SYNCS', len(syncs), flush=True))\n"
+        "opened = []\n"
+        "atexit.register(lambda: print('SYNCS', len(syncs) - opened[0], flush=True))\n"
         "import numpy as np\n"
         "import mnemos.db\n"
         "from mnemos.storage import OSStorage\n"
@@ -378,6 +393,7 @@ def test_a_handle_left_open_is_synced_when_the_program_exits(db_path: Path):
         "mnemos.db.OSStorage = Counting\n"
         "db = mnemos.db.Mnemos.open(sys.argv[1], dim=8, durability='normal',\n"
         "                           sync_interval_ms=60000)\n"
+        "opened.append(len(syncs))\n"
         "db.remember('left open', vector=np.ones(8, dtype=np.float32))\n"
     )
     out = subprocess.run(
@@ -390,3 +406,35 @@ def test_a_handle_left_open_is_synced_when_the_program_exits(db_path: Path):
     assert out.strip().splitlines()[-1] == "SYNCS 1", out
     with Mnemos.open(db_path) as db:
         assert [db.get(f"m{db.seq}").text] == ["left open"]
+
+
+def test_a_writer_syncs_the_log_tail_it_inherits_before_writing(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """What the previous process wrote may still be only in the page cache; the new
+    writer's records count it as durable, so open must make it durable first."""
+    with Mnemos.open(db_path, dim=8, durability="off") as db:
+        db.remember("written, never synced", vector=vec(1))
+    monkeypatch.setattr(CountingDisk, "fdatasyncs", [])
+    monkeypatch.setattr(mnemos.db, "OSStorage", CountingDisk)
+    with Mnemos.open(db_path, durability="off"):
+        assert len(CountingDisk.fdatasyncs) == 1
+
+
+def test_a_failing_background_sync_stops_acknowledgements(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Under "normal", a sync the background thread cannot do puts the handle in its
+    failed state, so later writes raise instead of being acknowledged and never synced."""
+    Mnemos.open(db_path, dim=8).close()
+    monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
+    monkeypatch.setattr(FailingSyncDisk, "dying", False)
+    db = Mnemos.open(db_path, durability="normal", sync_interval_ms=1)
+    FailingSyncDisk.dying = True
+    db.remember("its sync fails", vector=vec(1))
+    with pytest.raises(mnemos.StorageError, match="background log sync"):
+        for i in range(10_000):  # the thread fails within a few milliseconds
+            db.remember(f"item {i}", vector=vec(i))
+            time.sleep(0.001)
+    with pytest.raises(mnemos.StorageError):
+        db.close()

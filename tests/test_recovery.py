@@ -676,3 +676,44 @@ def test_every_bit_flip_is_reported_or_cut_never_silently_applied(db_path: Path)
             assert record is last, f"flip at {offset}:{bit} before the tail was not reported"
             assert opened == (last.seq - 1, hashes[last.seq - 1]), (offset, bit)
     seg.write_bytes(pristine)
+
+
+def _checkpointed_segments_db(path: Path) -> str:
+    """Several segments, snapshots part way, the log going on after them."""
+    with open_db(path, dim=8, segment_bytes=4096) as db:
+        for i in range(120):
+            db.remember(f"note {i} " + "y" * 60, vector=vec(i))
+            if i == 60:
+                db.checkpoint()
+        return db.state_hash()
+
+
+@pytest.mark.parametrize("damage", ["segment header", "missing segment", "two places"])
+def test_repair_removes_every_kind_of_damage_after_the_snapshot(
+    db_path: Path, tmp_path: Path, damage: str
+):
+    """Whatever stops open — a damaged segment header, a missing segment, damage both in
+    history and after the snapshot — repair leaves a database that opens with every event
+    of the valid log and every memory the snapshot holds."""
+    _checkpointed_segments_db(db_path)
+    snap_seq = int(snapshots(db_path)[-1].name.split(".")[0])
+    segs = segments(db_path)
+    after = [s for s in segs if int(s.name.split(".")[0]) > snap_seq]
+    assert len(after) >= 3
+    victim = after[1]
+    if damage == "segment header":
+        flip_bit(victim, 20)
+    elif damage == "missing segment":
+        victim.unlink()
+    else:
+        flip_bit(victim, parse_records(victim.read_bytes())[0].offset + 40)
+        flip_bit(segs[0], parse_records(segs[0].read_bytes())[1].offset + 40)
+    with pytest.raises(CorruptDatabaseError):
+        Mnemos.open(db_path)
+    result = mnemos.repair(db_path, backup=str(tmp_path / "backup"))
+    assert result["repaired"] and result["ok"], result
+    assert mnemos.verify(db_path).ok
+    with Mnemos.open(db_path) as db:
+        kept = int(victim.name.split(".")[0]) - 1
+        assert db.seq >= kept  # nothing before the damage was lost
+        assert db.stats()["memories"] == kept - 1  # seq 1 is the init event
