@@ -323,6 +323,16 @@ class FailingSyncDisk(OSStorage):
         super().fdatasync(fd)
 
 
+def open_then_fail_syncs(path: Path, monkeypatch: pytest.MonkeyPatch, **options) -> Mnemos:
+    """A writer on an existing database whose disk fails every data sync after open."""
+    Mnemos.open(path, dim=8).close()
+    monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
+    monkeypatch.setattr(FailingSyncDisk, "dying", False)
+    db = Mnemos.open(path, **options)
+    FailingSyncDisk.dying = True
+    return db
+
+
 def test_normal_mode_groups_many_appends_into_one_sync(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -343,11 +353,7 @@ def test_normal_mode_groups_many_appends_into_one_sync(
 
 def test_close_reports_a_failed_final_sync(db_path: Path, monkeypatch: pytest.MonkeyPatch):
     """close() must not report success when the window it was to make durable is not."""
-    Mnemos.open(db_path, dim=8).close()
-    monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
-    monkeypatch.setattr(FailingSyncDisk, "dying", False)
-    db = Mnemos.open(db_path, durability="normal", sync_interval_ms=60_000)
-    FailingSyncDisk.dying = True
+    db = open_then_fail_syncs(db_path, monkeypatch, durability="normal", sync_interval_ms=60_000)
     db.remember("never synced", vector=vec(1))
     with pytest.raises(mnemos.StorageError, match="fdatasync"):
         db.close()
@@ -359,11 +365,7 @@ def test_close_reports_a_failed_final_sync(db_path: Path, monkeypatch: pytest.Mo
 def test_full_mode_failed_sync_acknowledges_nothing_and_refuses_writes(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    Mnemos.open(db_path, dim=8).close()
-    monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
-    monkeypatch.setattr(FailingSyncDisk, "dying", False)
-    db = Mnemos.open(db_path)
-    FailingSyncDisk.dying = True
+    db = open_then_fail_syncs(db_path, monkeypatch)
     seq = db.seq
     with pytest.raises(mnemos.StorageError):
         db.remember("not acknowledged", vector=vec(1))
@@ -426,11 +428,7 @@ def test_a_failing_background_sync_stops_acknowledgements(
 ):
     """Under "normal", a sync the background thread cannot do puts the handle in its
     failed state, so later writes raise instead of being acknowledged and never synced."""
-    Mnemos.open(db_path, dim=8).close()
-    monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
-    monkeypatch.setattr(FailingSyncDisk, "dying", False)
-    db = Mnemos.open(db_path, durability="normal", sync_interval_ms=1)
-    FailingSyncDisk.dying = True
+    db = open_then_fail_syncs(db_path, monkeypatch, durability="normal", sync_interval_ms=1)
     db.remember("its sync fails", vector=vec(1))
     with pytest.raises(mnemos.StorageError, match="background log sync"):
         for i in range(10_000):  # the thread fails within a few milliseconds
