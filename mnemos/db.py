@@ -19,12 +19,14 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from . import format as fmt
+from . import retrieval
 from ._native import backend, crc32
 from .errors import (
     CorruptDatabaseError,
@@ -55,7 +57,7 @@ from .events import (
     to_micros,
 )
 from .snapshot import SnapshotError, SnapshotInfo, load_snapshot, write_snapshot
-from .state import KIND_CODE, State
+from .state import State
 from .state import Version as VersionTuple
 from .storage import OSStorage, write_atomically
 from .types import Hit, Memory, Neighbor, Version
@@ -781,11 +783,7 @@ class Mnemos:
             self._live_row(a)
             self._live_row(b)
             rel = None if relation is None else check_relation(relation)
-            removed = sum(
-                1
-                for other, r in self._state.out_edges.get(a, {})
-                if other == b and (rel is None or r == rel)
-            )
+            removed = self._state.graph.count(a, b, rel)
             if removed:
                 self._commit([{"t": "disconnect", "at": self._now(), "a": a, "b": b, "rel": rel}])
             return removed
@@ -944,30 +942,16 @@ class Mnemos:
         with self._lock:
             self._live_row(id)
             s = self._state
-            seen = {id}
-            frontier = [id]
-            found: list[Neighbor] = []
-            for level in range(1, depth + 1):
-                nxt: list[str] = []
-                for node in frontier:
-                    steps: list[tuple[str, str, str, float]] = []
-                    if direction in ("out", "both"):
-                        steps += [
-                            (o, r, "out", w) for (o, r), w in s.out_edges.get(node, {}).items()
-                        ]
-                    if direction in ("in", "both"):
-                        steps += [(o, r, "in", w) for (o, r), w in s.in_edges.get(node, {}).items()]
-                    for other, rel, way, weight in sorted(steps):
-                        if other in seen or (relation is not None and rel != relation):
-                            continue
-                        if _within is not None and s.nss[s.rows[other]] != _within:
-                            continue  # a namespace view walks inside its namespace only
-                        seen.add(other)
-                        nxt.append(other)
-                        found.append(Neighbor(other, level, node, rel, weight, way))
-                frontier = nxt
-                if not frontier:
-                    break
+
+            def allowed(other: str) -> bool:  # a namespace view walks inside its namespace
+                return _within is None or s.nss[s.rows[other]] == _within
+
+            found = [
+                Neighbor(other, level, via, rel, weight, way)
+                for level, via, (other, rel, way, weight) in s.graph.walk(
+                    id, depth, relation=relation, direction=direction, allow=allowed
+                )
+            ]
             return found
 
     def ask(
@@ -978,44 +962,95 @@ class Mnemos:
         top_k: int = 5,
         namespace: str | Sequence[str] | None = None,
         kind: str | Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        since: Any = None,
+        until: Any = None,
+        use_graph: bool = False,
+        recency_bias: bool | float | str | timedelta = False,
+        explain: bool = False,
+        exact: bool = False,
+        fusion: str = "rrf",
+        kind_weights: Mapping[str, float] | None = None,
     ) -> list[Hit]:
-        """The ``top_k`` live memories most similar (cosine) to ``vector``, or to
-        ``query`` embedded by the database's embedder. Ties break by id."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= TOP_K_MAX:
-            raise InvalidInputError(f"top_k must be an int from 1 to {TOP_K_MAX}; got {top_k!r}")
-        if (query is None) == (vector is None):
-            raise InvalidInputError("ask needs exactly one of query= or vector=")
+        """The ``top_k`` live memories that best match ``query`` (words, and meaning
+        when the database has an embedder) and/or ``vector``, best first; ties break
+        by id. README "Retrieval" gives every parameter and the scoring formula."""
+        if query is None and vector is None:
+            raise InvalidInputError("ask needs query= (text), vector=, or both")
+        params = locals()
+        del params["self"], params["query"], params["vector"]
+        return self._ask([query], None if vector is None else [vector], params)[0]
+
+    def ask_many(
+        self,
+        queries: Sequence[str | None] | None = None,
+        *,
+        vectors: Any = None,
+        top_k: int = 5,
+        namespace: str | Sequence[str] | None = None,
+        kind: str | Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        since: Any = None,
+        until: Any = None,
+        use_graph: bool = False,
+        recency_bias: bool | float | str | timedelta = False,
+        explain: bool = False,
+        exact: bool = False,
+        fusion: str = "rrf",
+        kind_weights: Mapping[str, float] | None = None,
+    ) -> list[list[Hit]]:
+        """``ask`` for a batch: the same hits as one ``ask`` per query, with the texts
+        embedded in one call and the vectors scored by one matrix product.
+
+        ``queries`` are texts, ``vectors`` a (n, dim) array or list of vectors; give
+        either or both (same length; a None text in ``queries`` means vector only)."""
+        params = locals()
+        del params["self"], params["queries"], params["vectors"]
+        texts = None if queries is None else list(queries)
+        if isinstance(queries, str):
+            raise InvalidInputError("ask_many takes a list of queries; use ask for one")
+        rows = None if vectors is None else list(vectors)
+        if texts is None and rows is None:
+            raise InvalidInputError("ask_many needs queries= (texts), vectors=, or both")
+        if texts is not None and rows is not None and len(texts) != len(rows):
+            raise InvalidInputError(
+                f"ask_many got {len(texts)} queries but {len(rows)} vectors; give one each"
+            )
+        count = len(texts) if texts is not None else len(rows)  # type: ignore[arg-type]
+        if count > TOP_K_MAX:
+            raise InvalidInputError(f"ask_many takes at most {TOP_K_MAX} queries per call")
+        return self._ask(texts or [None] * count, rows, params)
+
+    def _ask(
+        self,
+        texts: list[str | None],
+        vectors: list[Any] | None,
+        params: dict[str, Any],
+    ) -> list[list[Hit]]:
+        exact = params.pop("exact")
+        if not isinstance(exact, bool):
+            raise InvalidInputError(f"exact must be True or False; got {exact!r}")
         with self._lock:
             self._check_open()
             s = self._state
-            if vector is not None:
-                qvec = np.frombuffer(check_vector(vector, s.dim), dtype="<f4")
-            else:
-                qvec = np.frombuffer(self._embed([check_text(query)])[0], dtype="<f4")
-            if s.vectors is None:
-                return []
-            mask = self._mask(namespace, kind)
-            rows = s.vectors.search(qvec, top_k, mask)
-            rows.sort(key=lambda rs: (-rs[1], s.ids[rs[0]]))
-            return [self._hit(row, score) for row, score in rows[:top_k]]
+            p = retrieval.resolve(**params, now=self._now(), top_k_max=TOP_K_MAX)
+            checked_texts = [None if t is None else check_text(t) for t in texts]
+            qvecs: list[np.ndarray | None] = [None] * len(texts)
+            for i, v in enumerate(vectors or []):
+                if v is not None:
+                    qvecs[i] = np.frombuffer(check_vector(v, s.dim), dtype="<f4")
+            for i, (t, v) in enumerate(zip(checked_texts, qvecs, strict=True)):
+                if t is None and v is None:
+                    raise InvalidInputError(f"query {i} has neither text nor vector")
+            embed = [i for i, t in enumerate(checked_texts) if t is not None and qvecs[i] is None]
+            if embed and self._embedder is not None:
+                embedded = self._embed([checked_texts[i] for i in embed])  # type: ignore[misc]
+                for i, vec in zip(embed, embedded, strict=True):
+                    qvecs[i] = np.frombuffer(vec, dtype="<f4")
+            ranked = retrieval.rank(s, p, list(zip(checked_texts, qvecs, strict=True)))
+            return [[self._hit(r.row, r.score, r.components) for r in hits] for hits in ranked]
 
-    def _mask(
-        self, namespace: str | Sequence[str] | None, kind: str | Sequence[str] | None
-    ) -> np.ndarray:
-        s = self._state
-        assert s.vectors is not None
-        n = s.vectors.n
-        mask: np.ndarray = s.vectors.alive[:n].copy()
-        if namespace is not None:
-            names = [namespace] if isinstance(namespace, str) else list(namespace)
-            codes = [s.ns_codes[ns] for ns in map(check_namespace, names) if ns in s.ns_codes]
-            mask &= np.isin(s.vectors.ns[:n], codes)
-        if kind is not None:
-            kinds = [kind] if isinstance(kind, str) else list(kind)
-            mask &= np.isin(s.vectors.kind[:n], [KIND_CODE[check_kind(k)] for k in kinds])
-        return mask
-
-    def _hit(self, row: int, score: float) -> Hit:
+    def _hit(self, row: int, score: float, components: dict[str, float] | None) -> Hit:
         s = self._state
         return Hit(
             id=s.ids[row],
@@ -1026,6 +1061,7 @@ class Mnemos:
             kind=s.kinds[row],
             timestamp=from_micros(s.tss[row]),
             importance=s.imps[row],
+            components=components,
         )
 
     def namespace(self, name: str) -> Namespace:
@@ -1051,7 +1087,7 @@ class Mnemos:
             return {
                 "memories": s.live,
                 "forgotten": sum(1 for d in s.dseqs if d),
-                "edges": len(s.edges),
+                "edges": len(s.graph),
                 "namespaces": len(s.ns_live),
                 "seq": s.seq,
                 "dim": s.dim,
@@ -1129,6 +1165,14 @@ class Namespace:
             raise InvalidInputError(f"this view reads namespace {self.name!r} only")
         kwargs["namespace"] = self.name
         return self.db.ask(query, **kwargs)
+
+    def ask_many(
+        self, queries: Sequence[str | None] | None = None, **kwargs: Any
+    ) -> list[list[Hit]]:
+        if kwargs.get("namespace") not in (None, self.name):
+            raise InvalidInputError(f"this view reads namespace {self.name!r} only")
+        kwargs["namespace"] = self.name
+        return self.db.ask_many(queries, **kwargs)
 
     def get(self, id: str) -> Memory:
         with self.db._lock:

@@ -2,7 +2,8 @@
 
 FORMAT.md "Snapshots" is the specification: a checksummed header and section table,
 then a zstd-compressed msgpack STATE section and raw little-endian float32 VECTORS and
-NORMS sections (vectors barely compress, and raw rows read straight into the matrix).
+NORMS sections (vectors barely compress, and raw rows read straight into the matrix),
+and the raw LEXICAL section (the BM25 postings, so open does not re-tokenize).
 A snapshot is written to a temp file, synced, renamed and its directory synced, so it
 is either whole or absent; a damaged one is skipped in favour of an older one.
 """
@@ -23,6 +24,7 @@ import zstandard
 
 from . import format as fmt
 from ._native import crc32
+from .index.lexical import LexicalIndex
 from .index.vector import VectorIndex
 from .state import State
 from .storage import OSStorage, write_atomically
@@ -70,7 +72,7 @@ def _state_map(state: State) -> dict[str, Any]:
         "imp": _le_bytes(state.imps),
         "vop": bytes(_OPS.index(op) for op in state.vops),
         "history": sorted([mid, past] for mid, past in state.history.items()),
-        "edges": sorted([a, b, rel, w] for (a, b, rel), w in state.edges.items()),
+        "edges": sorted([a, b, rel, w] for (a, b, rel), w in state.graph.edges.items()),
         "ns_codes": sorted(state.ns_codes, key=state.ns_codes.__getitem__),
         "ns_live": state.ns_live,
         "live": state.live,
@@ -116,6 +118,10 @@ def write_snapshot(storage: OSStorage, snap_dir: str, state: State, last_crc: in
         pieces = [_bytes_view(part) for part in state.vectors.parts() if len(part)]
         sections.append((fmt.SECTION_VECTORS, fmt.CODEC_RAW, pieces, sum(map(len, pieces))))
         sections.append((fmt.SECTION_NORMS, fmt.CODEC_RAW, [_bytes_view(norms)], 4 * len(norms)))
+    rows = len(state.ids)
+    live = np.frombuffer(state.dseqs, dtype=np.int64, count=rows) == 0
+    lexical = [memoryview(p) for p in state.lexical_index().encode(rows, live)]
+    sections.append((fmt.SECTION_LEXICAL, fmt.CODEC_RAW, lexical, sum(map(len, lexical))))
 
     table_end = fmt.SNAP_HEADER_BYTES + fmt.SNAP_SECTION_BYTES * len(sections)
     offset = _align(table_end)
@@ -218,7 +224,26 @@ def load_snapshot(path: str) -> tuple[State, int]:
         base = _raw_rows(by_kind, fmt.SECTION_VECTORS, rows, state.dim)
         norms = _raw_rows(by_kind, fmt.SECTION_NORMS, rows, 1).reshape(rows)
         state.vectors = _index(m, base, norms, rows)
+    state.lexical = _lexical(by_kind, rows)
     return state, last_crc
+
+
+def _lexical(by_kind: dict[int, tuple[int, memoryview, int]], rows: int) -> LexicalIndex:
+    """The stored lexical index; without one (or from another tokenizer) an empty index
+    with every row marked for indexing at the first lexical query."""
+    index = None
+    if fmt.SECTION_LEXICAL in by_kind:
+        codec, section, _raw = by_kind[fmt.SECTION_LEXICAL]
+        if codec != fmt.CODEC_RAW:
+            raise SnapshotError("LEXICAL section has the wrong codec")
+        try:
+            index = LexicalIndex.decode(section, rows)
+        except ValueError as exc:
+            raise SnapshotError(str(exc)) from exc
+    if index is None:
+        index = LexicalIndex()
+        index.touch_all(rows)
+    return index
 
 
 def _decode_state(
@@ -296,7 +321,5 @@ def _state_from_map(m: dict[str, Any]) -> State:
     state.ns_live = m["ns_live"]
     state.live = m["live"]
     for a, b, rel, w in m["edges"]:
-        state.edges[(a, b, rel)] = w
-        state.out_edges.setdefault(a, {})[(b, rel)] = w
-        state.in_edges.setdefault(b, {})[(a, rel)] = w
+        state.graph.add(a, b, rel, w)
     return state

@@ -6,8 +6,9 @@ parameters), so applying the same events always gives the same state, on any mac
 Events are validated before they are logged (see ``events.py``); ``apply`` trusts them.
 
 Memories live in row-aligned columns (row = position in creation order) so snapshots
-load without building an object per memory. Vectors and the row filters live in the
-vector index, which is derived from the same events.
+load without building an object per memory. The indexes (vector, lexical, graph,
+temporal) are derived from the same events; the lexical and temporal ones are brought
+up to date lazily, when a query first needs them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import msgpack
 import numpy as np
 
 from . import format as fmt
-from .events import pack_meta
+from .events import decode_meta, pack_meta
+from .index.graph import GraphIndex
+from .index.lexical import LexicalIndex
+from .index.temporal import TemporalIndex
 from .index.vector import VectorIndex
 
 KIND_CODE = {kind: code for code, kind in enumerate(fmt.KINDS)}
@@ -57,9 +61,12 @@ class State:
         self.ns_live: dict[str, int] = {}
         self.live = 0
         self.vectors: VectorIndex | None = None
-        self.edges: dict[tuple[str, str, str], float] = {}
-        self.out_edges: dict[str, dict[tuple[str, str], float]] = {}
-        self.in_edges: dict[str, dict[tuple[str, str], float]] = {}
+        self.graph = GraphIndex()
+        self.lexical = LexicalIndex()
+        self.temporal = TemporalIndex()
+        # row -> (vseq, decoded metadata): vseq names one version of one memory, so a
+        # cached entry is valid exactly while the row's vseq is unchanged.
+        self._meta_cache: dict[int, tuple[int, dict[str, Any]]] = {}
 
     # -- lookups ------------------------------------------------------------------
 
@@ -68,6 +75,31 @@ class State:
         if row is None or self.dseqs[row]:
             return None
         return row
+
+    def meta(self, row: int) -> dict[str, Any]:
+        """The row's metadata, decoded (cached; do not modify the result)."""
+        vseq = self.vseqs[row]
+        cached = self._meta_cache.get(row)
+        if cached is None or cached[0] != vseq:
+            cached = self._meta_cache[row] = (vseq, decode_meta(self.metas[row]))
+        return cached[1]
+
+    def lexical_index(self) -> LexicalIndex:
+        """The lexical index, up to date."""
+        self.lexical.flush(self.texts, self._is_live)
+        return self.lexical
+
+    def _is_live(self, row: int) -> bool:
+        return not self.dseqs[row]
+
+    def temporal_index(self) -> TemporalIndex:
+        """The temporal index, built on first use."""
+        if not self.temporal.built:
+            n = len(self.ids)
+            tss = np.frombuffer(self.tss, dtype=np.int64, count=n)
+            live = np.frombuffer(self.dseqs, dtype=np.int64, count=n) == 0
+            self.temporal.build(tss, live)
+        return self.temporal
 
     def vector(self, row: int) -> np.ndarray:
         assert self.vectors is not None
@@ -158,6 +190,8 @@ class State:
             self.vseqs[row], self.vats[row] = seq, at
             self.dseqs[row] = self.dats[row] = 0
             self.vectors.set(row, vec, self.ns_code(ns), KIND_CODE[kind])
+        self.lexical.touch(row)
+        self.temporal.add(e["ts"], row)
         self.live += 1
         self.ns_live[ns] = self.ns_live.get(ns, 0) + 1
 
@@ -171,6 +205,7 @@ class State:
         self.history.setdefault(mid, []).append(self.version_of(row))
         if "text" in e:
             self.texts[row] = e["text"]
+            self.lexical.touch(row)
         if "meta" in e:
             self.metas[row] = pack_meta(e["meta"])
         if "imp" in e:
@@ -189,44 +224,29 @@ class State:
         self.dseqs[row], self.dats[row] = seq, e["at"]
         assert self.vectors is not None
         self.vectors.alive[row] = False
+        self.lexical.touch(row)
+        self.temporal.remove(self.tss[row], row)
         self.live -= 1
         ns = self.nss[row]
         self.ns_live[ns] -= 1
         if not self.ns_live[ns]:
             del self.ns_live[ns]
-        for other, rel in list(self.out_edges.get(mid, {})):
-            self._drop_edge(mid, other, rel)
-        for other, rel in list(self.in_edges.get(mid, {})):
-            self._drop_edge(other, mid, rel)
+        self.graph.drop_node(mid)
 
     def _connect(self, seq: int, e: dict[str, Any]) -> None:
-        a, b, rel, w = e["a"], e["b"], e["rel"], float(e["w"])
-        self.edges[(a, b, rel)] = w
-        self.out_edges.setdefault(a, {})[(b, rel)] = w
-        self.in_edges.setdefault(b, {})[(a, rel)] = w
+        self.graph.add(e["a"], e["b"], e["rel"], float(e["w"]))
 
     def _disconnect(self, seq: int, e: dict[str, Any]) -> None:
-        a, b, rel = e["a"], e["b"], e["rel"]
-        for other, r in list(self.out_edges.get(a, {})):
-            if other == b and (rel is None or r == rel):
-                self._drop_edge(a, b, r)
-
-    def _drop_edge(self, a: str, b: str, rel: str) -> None:
-        del self.edges[(a, b, rel)]
-        out = self.out_edges[a]
-        del out[(b, rel)]
-        if not out:
-            del self.out_edges[a]
-        inn = self.in_edges[b]
-        del inn[(a, rel)]
-        if not inn:
-            del self.in_edges[b]
+        self.graph.remove(e["a"], e["b"], e["rel"])
 
     def _compact(self, seq: int, e: dict[str, Any]) -> None:
         """Drop tombstoned memories and all but the newest ``keep`` superseded versions."""
         keep = e["keep"]
         kept = [row for row in range(len(self.ids)) if not self.dseqs[row]]
         if len(kept) != len(self.ids):
+            self.lexical_index().remap(np.asarray(kept, dtype=np.int64))
+            self.temporal.reset()
+            self._meta_cache.clear()
             cols = (
                 "ids",
                 "texts",
@@ -282,7 +302,7 @@ class State:
             )
         if self.vectors is not None and order:
             h.update(self.vectors.take(np.asarray(order)).astype("<f4", copy=False).tobytes())
-        h.update(pack(sorted([a, b, rel, w] for (a, b, rel), w in self.edges.items())))
+        h.update(pack(sorted([a, b, rel, w] for (a, b, rel), w in self.graph.edges.items())))
         return h.hexdigest()
 
 

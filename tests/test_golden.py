@@ -14,6 +14,8 @@ import pytest
 
 import mnemos
 from mnemos import MemoryNotFound, Mnemos
+from mnemos import format as fmt
+from mnemos.snapshot import read_snapshot_header
 
 DATA = Path(__file__).resolve().parent / "data"
 RECORD = struct.Struct("<IIQIIII")  # FORMAT.md "Record"
@@ -30,6 +32,32 @@ def _load_maker():
 
 def test_every_format_version_has_a_golden_database():
     assert [p.name for p in GOLDEN][-1] == f"v{mnemos.FORMAT_VERSION}.mem"
+
+
+def _section_kinds(snap: Path) -> list[int]:
+    with open(snap, "rb") as f:
+        _seq, _crc, sections = read_snapshot_header(f)
+    return [kind for kind, *_rest in sections]
+
+
+def test_lexical_section_golden_reads_as_stored_and_matches_a_rebuild():
+    """v1-lexical.mem's snapshots carry the LEXICAL section (v1.mem's predate it and are
+    re-indexed from their texts): both answer text queries identically, and the stored
+    postings are used as they are, not rebuilt."""
+    lexical = DATA / "v1-lexical.mem"
+    for snap in sorted((lexical / "snapshots").iterdir()):
+        assert fmt.SECTION_LEXICAL in _section_kinds(snap)
+    for snap in sorted((DATA / "v1.mem" / "snapshots").iterdir()):
+        assert fmt.SECTION_LEXICAL not in _section_kinds(snap)
+    with (
+        Mnemos.open(lexical, readonly=True) as new,
+        Mnemos.open(DATA / "v1.mem", readonly=True) as old,
+    ):
+        assert len(new._state.lexical.dirty) < len(old._state.lexical.dirty)
+        for query in ("green tea", "note 7", "again", "ключ"):
+            kept = [(h.id, h.score) for h in new.ask(query, top_k=10)]
+            assert kept == [(h.id, h.score) for h in old.ask(query, top_k=10)]
+        assert new.ask("green tea", top_k=1)[0].id == "m2"
 
 
 @pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.name)
@@ -62,9 +90,12 @@ def test_v1_contents():
         with pytest.raises(MemoryNotFound):
             db.get("ada")
         assert [(n.id, n.relation, n.weight) for n in db.neighbors("m2")] == [("m3", "caused", 0.5)]
-        # The stored vector and its norm survive, so similarity is exact.
-        hit = db.ask(vector=tea.vector, top_k=1)[0]
-        assert hit.id == "m2" and hit.score == pytest.approx(1.0, abs=1e-6)
+        # The stored vector and its norm survive, so similarity is exact; importance
+        # 0.75 lifts the score by 5%.
+        hit = db.ask(vector=tea.vector, top_k=1, explain=True)[0]
+        assert hit.id == "m2" and hit.components is not None
+        assert hit.components["vector"] == pytest.approx(1.0, abs=1e-6)
+        assert hit.score == pytest.approx(1.05, abs=1e-6)
         assert np.isfinite([h.score for h in db.ask(vector=tea.vector, top_k=50)]).all()
 
 

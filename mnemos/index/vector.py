@@ -141,40 +141,63 @@ class VectorIndex:
             setattr(self, name, new)
         self.n = n
 
-    def search(self, query: np.ndarray, top_k: int, mask: np.ndarray) -> list[tuple[int, float]]:
-        """(row, cosine) of the best ``top_k`` rows where ``mask`` is true, best first.
+    def search(
+        self, queries: np.ndarray, top_k: int, mask: np.ndarray
+    ) -> list[list[tuple[int, float]]]:
+        """For each query (rows of a 2-d array), the (row, cosine) of the best ``top_k``
+        rows where ``mask`` is true, best first.
 
-        Rows tied with the k-th score are all returned (so the list may be longer than
+        Rows tied with the k-th score are all returned (so a list may be longer than
         ``top_k``): callers break ties by memory id, which must not depend on which of
         the tied rows a partial sort happened to keep.
         """
         n = self.n
-        if n == 0 or top_k <= 0:
-            return []
+        mask = mask[:n]
+        selected = int(np.count_nonzero(mask))
+        k = min(top_k, selected)
+        if k <= 0:
+            return [[] for _ in queries]
         norms = self.fresh_norms()
-        # A fast float32 pass over every row picks the candidates; BLAS may round a row's
-        # dot product differently depending on where the row sits in the matrix, so the
-        # candidates (every row within RESCORE_MARGIN of the k-th) are then scored again
-        # exactly, row by row in float64: the final scores depend only on the two vectors.
-        wide = query.astype(np.float64)
-        unit = wide / np.sqrt(np.square(wide).sum())
-        approx = np.concatenate([part @ unit.astype(np.float32) for part in self.parts()])
-        approx /= norms
-        approx[~mask[:n]] = -np.inf
-        k = min(top_k, int(np.count_nonzero(mask[:n])))
-        if k == 0:
-            return []
-        if k < n:
-            kth = approx[np.argpartition(-approx, k - 1)[k - 1]]
-            rows = np.flatnonzero(approx >= kth - RESCORE_MARGIN)
+        wide = np.asarray(queries, dtype=np.float64)
+        units = wide / np.sqrt(np.square(wide).sum(axis=1, keepdims=True))
+        # A fast float32 pass picks the candidates; BLAS may round a row's dot product
+        # differently depending on where the row sits in the matrix, so the candidates
+        # (every row within RESCORE_MARGIN of the k-th) are then scored again exactly,
+        # row by row in float64: the final scores depend only on the two vectors.
+        if selected < GATHER_BELOW * n:
+            # A selective filter (one namespace of many, a time range): scan only the
+            # rows it lets through.
+            rows = np.flatnonzero(mask)
+            approx = self.take(rows) @ units.T.astype(np.float32)
+            approx /= norms[rows, None]
         else:
-            rows = np.flatnonzero(mask[:n])
-        exact = cosine(self.take(rows), unit)
-        order = np.lexsort((rows, -exact))
-        cut = exact[order[k - 1]]
-        return [(int(rows[i]), float(exact[i])) for i in order if exact[i] >= cut]
+            rows = np.arange(n)
+            approx = np.concatenate([part @ units.T.astype(np.float32) for part in self.parts()])
+            approx /= norms[:, None]
+            approx[~mask] = -np.inf
+        results = []
+        for j in range(len(units)):
+            column = approx[:, j]
+            if k < len(rows):
+                kth = column[np.argpartition(-column, k - 1)[k - 1]]
+                found = rows[column >= kth - RESCORE_MARGIN]
+            else:
+                found = rows[mask[rows]]
+            exact = cosine(self.take(found), units[j])
+            order = np.lexsort((found, -exact))
+            cut = exact[order[k - 1]]
+            results.append([(int(found[i]), float(exact[i])) for i in order if exact[i] >= cut])
+        return results
+
+    def scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact cosine of ``query`` with each of ``rows``, as ``search`` computes it."""
+        wide = np.asarray(query, dtype=np.float64)
+        return cosine(self.take(rows), wide / np.sqrt(np.square(wide).sum()))
 
 
+# When a filter lets through less than this share of the rows, gather those rows rather
+# than scan them all (gathering copies, so it pays only when it skips most of the scan).
+GATHER_BELOW = 0.25
 # Larger than any float32 rounding of a cosine over DIM_MAX dimensions.
 RESCORE_MARGIN = 1e-3
 

@@ -1,6 +1,10 @@
 """Builds the golden database of the current format version, deterministically.
 
-    python tests/data/make_golden.py     # writes tests/data/v<FORMAT_VERSION>.mem
+    python tests/data/make_golden.py          # writes tests/data/v<FORMAT_VERSION>.mem
+    python tests/data/make_golden.py NAME     # writes tests/data/NAME.mem, same events
+
+The second form keeps a later addition that old readers skip (so the version stays) in a
+golden of its own: v1-lexical.mem holds snapshots with the LEXICAL section.
 
 Fixed clock, explicit vectors: the log segments it writes are the same bytes every time,
 so a test can tell an accidental format change from an intended one. Old golden
@@ -73,11 +77,12 @@ def build(path: Path) -> str:
 
 
 def main() -> None:
-    path = HERE / f"v{FORMAT_VERSION}.mem"
+    name = sys.argv[1] if len(sys.argv) > 1 else f"v{FORMAT_VERSION}"
+    path = HERE / f"{name}.mem"
     shutil.rmtree(path, ignore_errors=True)
     digest = build(path)
     (path / "LOCK").unlink()
-    (HERE / f"v{FORMAT_VERSION}.state_hash").write_text(digest + "\n")
+    (HERE / f"{name}.state_hash").write_text(digest + "\n")
     print(f"wrote {path} (state_hash {digest})", file=sys.stderr)
 
 
