@@ -226,20 +226,21 @@ class LexicalIndex:
         tids = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
         rows = self.base_rows.astype(np.int64)
         valid = self.base_valid[rows] if len(rows) else np.zeros(0, dtype=bool)
-        parts = [(tids[valid], rows[valid], self.base_tfs[valid].astype(np.int64))]
+        # The delta flattened in one pass of list extends: per-term arrays would cost a
+        # numpy call per term, and a large delta has hundreds of thousands of terms.
+        d_tids: list[int] = []
+        d_rows: list[int] = []
+        d_tfs: list[int] = []
         for tid, postings in self.delta.items():
-            n = len(postings)
-            parts.append(
-                (
-                    np.full(n, tid, dtype=np.int64),
-                    np.fromiter(postings.keys(), np.int64, n),
-                    np.fromiter(postings.values(), np.int64, n),
-                )
-            )
+            d_tids.extend([tid] * len(postings))
+            d_rows.extend(postings)
+            d_tfs.extend(postings.values())
         return (
-            np.concatenate([p[0] for p in parts]),
-            np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]),
+            np.concatenate([tids[valid], np.asarray(d_tids, dtype=np.int64)]),
+            np.concatenate([rows[valid], np.asarray(d_rows, dtype=np.int64)]),
+            np.concatenate(
+                [self.base_tfs[valid].astype(np.int64), np.asarray(d_tfs, dtype=np.int64)]
+            ),
         )
 
     def _canonical(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
