@@ -969,7 +969,7 @@ class Mnemos:
         recency_bias: bool | float | str | timedelta = False,
         explain: bool = False,
         exact: bool = False,
-        fusion: str = "rrf",
+        fusion: str = "weighted",
         kind_weights: Mapping[str, float] | None = None,
     ) -> list[Hit]:
         """The ``top_k`` live memories that best match ``query`` (words, and meaning
@@ -996,7 +996,7 @@ class Mnemos:
         recency_bias: bool | float | str | timedelta = False,
         explain: bool = False,
         exact: bool = False,
-        fusion: str = "rrf",
+        fusion: str = "weighted",
         kind_weights: Mapping[str, float] | None = None,
     ) -> list[list[Hit]]:
         """``ask`` for a batch: the same hits as one ``ask`` per query, with the texts

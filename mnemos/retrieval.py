@@ -6,10 +6,14 @@ For one query, in order:
    the rows it lets through.
 2. Each active signal ranks its candidates: the vector signal the ``pool`` rows of
    highest cosine (exact), the lexical signal the ``pool`` rows of highest BM25.
-3. Fusion: with one signal the fused score is that signal's raw score (cosine or BM25);
-   with both it is reciprocal-rank fusion, ``sum 1 / (RRF_K + rank)`` over the signals
-   that ranked the row (ranks from 1), or with ``fusion="weighted"`` the normalised sum
-   ``W_VECTOR * max(cosine, 0) + W_LEXICAL * bm25 / best_bm25``.
+3. Fusion, over every row either signal ranked, with each signal's raw score for it (the
+   exact cosine; BM25, 0 without a matching term): with one signal the fused score is
+   that raw score; with both, by default (``fusion="weighted"``) the normalised sum
+   ``W_VECTOR * max(cosine, 0) + W_LEXICAL * min(bm25 / full, 1)``, where ``full`` is the
+   BM25 of a row of average length holding each query term once (the sum of the terms'
+   idf; FORMAT.md "Lexical scoring"), or with
+   ``fusion="rrf"`` reciprocal-rank fusion, ``sum 1 / (RRF_K + rank)`` over the pools
+   that hold the row (ranks from 1).
 4. Preferences: the product of importance ``1 + IMPORTANCE_WEIGHT * (importance - 0.5)``,
    the kind's weight, and with a recency half-life ``h`` the recency factor
    ``1 - RECENCY_WEIGHT + RECENCY_WEIGHT * 2 ** (-age / h)`` multiplies the fused score
@@ -44,18 +48,19 @@ from .filters import compile_where
 from .index.lexical import tokenize
 from .state import KIND_CODE, State
 
+# The fusion constants were chosen on the evaluation corpus (README "Retrieval quality").
 RRF_K = 60
-W_VECTOR = 0.5
-W_LEXICAL = 0.5
+W_VECTOR = 0.7
+W_LEXICAL = 0.3
 IMPORTANCE_WEIGHT = 0.2
-RECENCY_WEIGHT = 0.5
-RECENCY_HALF_LIFE_S = 7 * 24 * 3600.0  # recency_bias=True
+RECENCY_WEIGHT = 0.2
+RECENCY_HALF_LIFE_S = 30 * 24 * 3600.0  # recency_bias=True
 GRAPH_DEPTH = 2
-GRAPH_DECAY = 0.5
+GRAPH_DECAY = 0.7
 POOL_MIN = 50  # candidates per signal: max(POOL_MIN, POOL_PER_HIT * top_k)
 POOL_PER_HIT = 4
 QUERY_BLOCK = 64  # queries per matrix product in ask_many (bounds its memory)
-FUSIONS = ("rrf", "weighted")
+FUSIONS = ("weighted", "rrf")
 TIME_INDEX_BELOW = 1 / 16  # ranges under this share of rows are read from the time index
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -75,7 +80,7 @@ class AskParams:
     use_graph: bool = False
     half_life_s: float | None = None
     now: int = 0
-    fusion: str = "rrf"
+    fusion: str = "weighted"
     kind_weights: Mapping[str, float] = field(default_factory=dict)
     explain: bool = False
 
@@ -239,6 +244,17 @@ def _time_mask(state: State, lo: int | None, hi: int | None, n: int) -> np.ndarr
 # -- ranking ----------------------------------------------------------------------------
 
 
+@dataclass
+class _Signal:
+    """One signal's answer to a query: its ranked pool, and for the lexical signal every
+    matching row with its score (so any candidate's raw score is known)."""
+
+    pool: list[tuple[int, float]]  # (row, raw score), best first, ties by id
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    full: float = 0.0  # lexical: the score of a full match (see FORMAT.md)
+
+
 def rank(
     state: State,
     p: AskParams,
@@ -259,13 +275,21 @@ def rank(
     lexical = state.lexical_index() if any(t is not None for t, _v in queries) else None
     results = []
     for i, (text, vector) in enumerate(queries):
-        lexical_pool = None
+        signals: dict[str, _Signal] = {}
+        if i in vector_pools:
+            signals["vector"] = _Signal(_by_score(state, vector_pools[i]))
         if text is not None and lexical is not None:
-            rows, scores = lexical.score(tokenize(text))
+            rows, scores, full = lexical.score(tokenize(text))
             keep = mask[rows]
-            lexical_pool = _top(state, rows[keep], scores[keep], pool)
-        results.append(_fuse(state, p, mask, vector, vector_pools.get(i), lexical_pool))
+            rows, scores = rows[keep], scores[keep]
+            signals["lexical"] = _Signal(_top(state, rows, scores, pool), rows, scores, full)
+        results.append(_fuse(state, p, mask, vector, signals))
     return results
+
+
+def _by_score(state: State, found: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    ids = state.ids
+    return sorted(found, key=lambda rs: (-rs[1], ids[rs[0]]))
 
 
 def _top(state: State, rows: np.ndarray, scores: np.ndarray, pool: int) -> list[tuple[int, float]]:
@@ -274,11 +298,28 @@ def _top(state: State, rows: np.ndarray, scores: np.ndarray, pool: int) -> list[
         kth = scores[np.argpartition(-scores, pool - 1)[pool - 1]]
         near = scores >= kth
         rows, scores = rows[near], scores[near]
-    ids = state.ids
-    ranked = sorted(
-        zip(rows.tolist(), scores.tolist(), strict=True), key=lambda rs: (-rs[1], ids[rs[0]])
-    )
-    return ranked[:pool]
+    return _by_score(state, list(zip(rows.tolist(), scores.tolist(), strict=True)))[:pool]
+
+
+def _raw_scores(
+    state: State, vector: np.ndarray | None, signals: dict[str, _Signal], rows: list[int]
+) -> dict[str, dict[int, float]]:
+    """Each signal's raw score for every candidate, also for candidates only the other
+    signal ranked: the exact cosine, and the BM25 score (0 for no matching term)."""
+    raw: dict[str, dict[int, float]] = {}
+    if "vector" in signals:
+        known = dict(signals["vector"].pool)
+        missing = [row for row in rows if row not in known]
+        if missing and vector is not None and state.vectors is not None:
+            exact = state.vectors.scores(vector, np.asarray(missing, dtype=np.int64))
+            known.update(zip(missing, exact.tolist(), strict=True))
+        raw["vector"] = known
+    if "lexical" in signals:
+        sig = signals["lexical"]
+        inside = np.isin(sig.rows, rows)
+        matched = dict(zip(sig.rows[inside].tolist(), sig.scores[inside].tolist(), strict=True))
+        raw["lexical"] = {row: matched.get(row, 0.0) for row in rows}
+    return raw
 
 
 def _fuse(
@@ -286,39 +327,33 @@ def _fuse(
     p: AskParams,
     mask: np.ndarray,
     vector: np.ndarray | None,
-    vector_pool: list[tuple[int, float]] | None,
-    lexical_pool: list[tuple[int, float]] | None,
+    signals: dict[str, _Signal],
 ) -> list[Ranked]:
     ids = state.ids
-    signals: dict[str, dict[int, tuple[int, float]]] = {}  # signal -> row -> (rank, raw)
-    if vector_pool is not None:
-        ordered = sorted(vector_pool, key=lambda rs: (-rs[1], ids[rs[0]]))
-        signals["vector"] = {row: (r, score) for r, (row, score) in enumerate(ordered, 1)}
-    if lexical_pool is not None:
-        signals["lexical"] = {row: (r, score) for r, (row, score) in enumerate(lexical_pool, 1)}
-    candidates = sorted({row for ranks in signals.values() for row in ranks})
-    best_lexical = max((s for _r, s in signals.get("lexical", {}).values()), default=0.0)
+    ranks = {
+        name: {row: r for r, (row, _s) in enumerate(sig.pool, 1)} for name, sig in signals.items()
+    }
+    candidates = sorted({row for by_row in ranks.values() for row in by_row})
+    raw = _raw_scores(state, vector, signals, candidates)
+    full = signals["lexical"].full if "lexical" in signals else 0.0
 
     fused: dict[int, float] = {}
     parts: dict[int, dict[str, float]] = {}
     for row in candidates:
         total = 0.0
         detail: dict[str, float] = {}
-        for name, ranks in signals.items():
-            rank_raw = ranks.get(row)
+        for name in signals:
+            score, rank_ = raw[name][row], ranks[name].get(row, 0)
             if len(signals) == 1:
-                share = rank_raw[1] if rank_raw else 0.0
+                share = score
             elif p.fusion == "rrf":
-                share = 1.0 / (RRF_K + rank_raw[0]) if rank_raw else 0.0
+                share = 1.0 / (RRF_K + rank_) if rank_ else 0.0
             elif name == "vector":
-                share = W_VECTOR * max(rank_raw[1], 0.0) if rank_raw else 0.0
+                share = W_VECTOR * max(score, 0.0)
             else:
-                share = W_LEXICAL * rank_raw[1] / best_lexical if rank_raw else 0.0
+                share = W_LEXICAL * min(score / full, 1.0) if full else 0.0
             total += share
-            if p.explain:
-                detail[name] = rank_raw[1] if rank_raw else 0.0
-                detail[f"{name}_rank"] = float(rank_raw[0]) if rank_raw else 0.0
-                detail[f"{name}_fused"] = share
+            detail[name], detail[f"{name}_rank"], detail[f"{name}_fused"] = score, rank_, share
         fused[row] = total
         parts[row] = detail
 
@@ -335,7 +370,7 @@ def _fuse(
     for row in order:
         components = None
         if p.explain:
-            components = _explain(state, p, row, vector, signals, parts.get(row, {}), fused, graph)
+            components = _explain(state, p, row, vector, signals, parts, fused, graph)
             components["score"] = final[row]
         out.append(Ranked(row, final[row], components))
     return out
@@ -391,17 +426,15 @@ def _explain(
     p: AskParams,
     row: int,
     vector: np.ndarray | None,
-    signals: dict[str, dict[int, tuple[int, float]]],
-    detail: dict[str, float],
+    signals: dict[str, _Signal],
+    parts: dict[int, dict[str, float]],
     fused: dict[int, float],
     graph: dict[int, float],
 ) -> dict[str, float]:
-    out = dict(detail)
-    if vector is not None and state.vectors is not None and "vector" not in out:
-        out["vector"] = float(state.vectors.scores(vector, np.asarray([row]))[0])
-        out["vector_rank"] = out["vector_fused"] = 0.0
-    if "lexical" in signals and "lexical" not in out:
-        out["lexical"] = out["lexical_rank"] = out["lexical_fused"] = 0.0
+    out = dict(parts.get(row, {}))
+    if row not in parts:  # reached only through the graph: its raw scores, no share
+        for name, scores in _raw_scores(state, vector, signals, [row]).items():
+            out[name], out[f"{name}_rank"], out[f"{name}_fused"] = scores[row], 0.0, 0.0
     out["fused"] = fused.get(row, 0.0)
     out["importance"] = 1.0 + IMPORTANCE_WEIGHT * (state.imps[row] - fmt.DEFAULT_IMPORTANCE)
     out["kind"] = p.kind_weights.get(state.kinds[row], 1.0)

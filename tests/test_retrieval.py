@@ -116,21 +116,21 @@ def test_vector_score_is_the_cosine_at_default_preferences(db_path: Path):
 
 def test_lexical_finds_an_exact_token_the_vector_misses(db_path: Path):
     """The memory with the order number has a vector far from the query's; BM25 still
-    ranks it first, and hybrid keeps it in the top hits."""
+    ranks it first, and so does hybrid when the vector has no strong match."""
     with open_db(db_path) as db:
-        query = vec(100)
+        query = vec(100, dim=64)
         db.remember("refund issued for order ORD-48213", id="order", vector=-query)
-        db.remember("the invoice parser is parse_invoice_lines", id="fn", vector=vec(5))
+        db.remember("the invoice parser is parse_invoice_lines", id="fn", vector=vec(5, dim=64))
         for i in range(30):
-            db.remember(
-                f"order status update number {i}", id=f"noise{i:02}", vector=query + 0.01 * vec(i)
-            )
+            noise = query + 0.01 * vec(i, dim=64)
+            db.remember(f"order status update number {i}", id=f"noise{i:02}", vector=noise)
         assert "order" not in [h.id for h in db.ask(vector=query, top_k=10)]
         assert db.ask("what happened to ORD-48213?", top_k=1)[0].id == "order"
         assert db.ask("parse_invoice_lines", top_k=1)[0].id == "fn"
         assert db.ask("invoice parser", top_k=1)[0].id == "fn"
-        hybrid = [h.id for h in db.ask("ORD-48213", vector=query, top_k=5)]
-        assert "order" in hybrid
+        for fusion in R.FUSIONS:
+            hits = db.ask("ORD-48213", vector=vec(999, dim=64), top_k=3, fusion=fusion)
+            assert hits[0].id == "order"
 
 
 def bm25_reference(docs: dict[str, str], query: str) -> dict[str, float]:
@@ -215,8 +215,9 @@ def test_incremental_lexical_index_equals_one_built_from_scratch(ops, flush_midw
     fresh.touch_all(len(texts))
     fresh.flush(texts, live.__getitem__)
     for query in (["tea"], ["ord-1", "adyen"], ["go", "阿", "x_y", "y"], ["missing"]):
-        rows_a, scores_a = index.score(query)
-        rows_b, scores_b = fresh.score(query)
+        rows_a, scores_a, full_a = index.score(query)
+        rows_b, scores_b, full_b = fresh.score(query)
+        assert full_a == full_b
         assert rows_a.tolist() == rows_b.tolist()
         assert scores_a.tobytes() == scores_b.tobytes()
 
@@ -376,11 +377,17 @@ def test_recency_flips_the_order_of_two_otherwise_equal_hits(db_path: Path):
         db.remember("the deploy day is Tuesday", id="b-new", vector=vec(1), timestamp=T0 + 20 * DAY)
         for kw in ({"vector": vec(1)}, {"query": "deploy day"}):
             assert [h.id for h in db.ask(**kw, top_k=2)] == ["a-old", "b-new"]  # tie: by id
-            for bias in (True, "7d", 7 * DAY, timedelta(days=7)):
+            for bias, half_life in (
+                (True, R.RECENCY_HALF_LIFE_S),
+                ("7d", 7 * DAY),
+                ("36h", 1.5 * DAY),
+                (7 * DAY, 7 * DAY),
+                (timedelta(days=7), 7 * DAY),
+            ):
                 hits = db.ask(**kw, top_k=2, recency_bias=bias, explain=True)
                 assert [h.id for h in hits] == ["b-new", "a-old"]
                 age = 10 * DAY
-                expected = 1 - R.RECENCY_WEIGHT + R.RECENCY_WEIGHT * 2 ** (-age / (7 * DAY))
+                expected = 1 - R.RECENCY_WEIGHT + R.RECENCY_WEIGHT * 2 ** (-age / half_life)
                 assert hits[0].components["recency"] == pytest.approx(expected)  # type: ignore[index]
 
 

@@ -175,13 +175,16 @@ class LexicalIndex:
 
     # -- scoring ----------------------------------------------------------------------
 
-    def score(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, BM25 scores) of every live row holding at least one of ``terms``,
-        rows ascending. Call ``flush`` first. Each distinct term counts once; the
-        per-row sum runs over the terms in order of first appearance."""
+    def score(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
+        """(rows, BM25 scores, full) of every live row holding at least one of ``terms``,
+        rows ascending. Call ``flush`` first. Each distinct term counts once; the per-row
+        sum runs over the terms in order of first appearance. ``full`` is the score of a
+        row of average length holding each term found once (the sum of their idf):
+        dividing by it puts scores of different queries on one scale."""
         self._load_vocab()
         if not self.docs or not self.total_len:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
+            return np.zeros(0, dtype=np.int64), np.zeros(0), 0.0
+        full = 0.0
         avgdl = self.total_len / self.docs
         scores = np.zeros(len(self.doc_lens))
         hit = np.zeros(len(self.doc_lens), dtype=bool)
@@ -194,12 +197,13 @@ class LexicalIndex:
             if not df:
                 continue
             idf = math.log(1.0 + (self.docs - df + 0.5) / (df + 0.5))
+            full += idf
             tf = tfs.astype(np.float64)
             dl = self.doc_lens[rows].astype(np.float64)
             scores[rows] += idf * (tf * (K1 + 1.0)) / (tf + K1 * (1.0 - B + B * dl / avgdl))
             hit[rows] = True
         matched = np.flatnonzero(hit)
-        return matched, scores[matched]
+        return matched, scores[matched], full
 
     def _term_postings(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
         parts_rows: list[np.ndarray] = []
