@@ -24,6 +24,7 @@ import zstandard
 
 from . import format as fmt
 from ._native import crc32
+from .index.graph import GraphIndex
 from .index.lexical import LexicalIndex
 from .index.vector import VectorIndex
 from .state import State
@@ -320,6 +321,7 @@ def _state_from_map(m: dict[str, Any]) -> State:
     state.ns_codes = {ns: code for code, ns in enumerate(m["ns_codes"])}
     state.ns_live = m["ns_live"]
     state.live = m["live"]
-    for a, b, rel, w in m["edges"]:
-        state.graph.add(a, b, rel, w)
+    if not all(len(edge) == 4 for edge in m["edges"]):
+        raise SnapshotError("STATE section has an edge that is not [a, b, relation, weight]")
+    state.graph = GraphIndex(m["edges"])
     return state

@@ -9,6 +9,10 @@ What it measures (DESIGN.md "Targets"):
   ``remember_many`` in batches of 1000;
 - exact ``ask(vector=..., top_k=10)`` latency, warm and in-process.
 
+``python -m startup_bench --ask-modes`` (or ``python -m startup_bench.ask_modes``) measures
+instead ``ask`` latency by retrieval mode (vector, lexical, hybrid, filtered, graph) at 10k
+and 100k memories, ``ask_many`` throughput and the first ask after open.
+
 Seeded databases are kept in ``--dir`` and reused when they match, so reruns are fast.
 Only the standard library, numpy and mnemos are used.
 """

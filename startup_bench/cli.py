@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m startup_bench",
         description="Mnemos open-time, replay, ask and write benchmarks (DESIGN.md Targets).",
+        epilog="python -m startup_bench --ask-modes [options] runs the ask-by-retrieval-mode "
+        "benchmark instead (same as python -m startup_bench.ask_modes; see its --help).",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
@@ -141,6 +143,12 @@ def run(args: argparse.Namespace, argv: list[str], root: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--ask-modes"]:
+        # A separate benchmark with its own options; imported here because it imports
+        # this module (and only this path needs it).
+        from . import ask_modes
+
+        return ask_modes.main(argv[1:])
     args = _parser().parse_args(argv)
     if args.runs < 1:
         _parser().error("--runs must be at least 1")

@@ -8,6 +8,7 @@ every traversal is deterministic.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 Edge = tuple[str, str, str]  # (from, to, relation)
 # (other memory, relation, "out" or "in", weight), one step from a memory
@@ -15,13 +16,40 @@ Step = tuple[str, str, str, float]
 
 
 class GraphIndex:
-    def __init__(self) -> None:
-        self.edges: dict[Edge, float] = {}
-        self.out_edges: dict[str, dict[tuple[str, str], float]] = {}
-        self.in_edges: dict[str, dict[tuple[str, str], float]] = {}
+    def __init__(self, stored: list[list[Any]] | None = None) -> None:
+        """``stored``: a snapshot's [a, b, rel, weight] rows, indexed at first use (open
+        does not pay for the adjacency of a large graph it may never walk)."""
+        self._stored = stored
+        self._edges: dict[Edge, float] = {}
+        self._out: dict[str, dict[tuple[str, str], float]] = {}
+        self._in: dict[str, dict[tuple[str, str], float]] = {}
+
+    def _load(self) -> None:
+        stored, self._stored = self._stored, None
+        if stored:
+            for a, b, rel, w in stored:
+                self.add(a, b, rel, w)
+
+    @property
+    def edges(self) -> dict[Edge, float]:
+        if self._stored is not None:
+            self._load()
+        return self._edges
+
+    @property
+    def out_edges(self) -> dict[str, dict[tuple[str, str], float]]:
+        if self._stored is not None:
+            self._load()
+        return self._out
+
+    @property
+    def in_edges(self) -> dict[str, dict[tuple[str, str], float]]:
+        if self._stored is not None:
+            self._load()
+        return self._in
 
     def __len__(self) -> int:
-        return len(self.edges)
+        return len(self._stored) if self._stored is not None else len(self._edges)
 
     def add(self, a: str, b: str, rel: str, weight: float) -> None:
         self.edges[(a, b, rel)] = weight

@@ -78,6 +78,9 @@ class VectorIndex:
         """A new array of the given rows, in that order."""
         rows = np.asarray(rows, dtype=np.int64)
         nb = len(self.base)
+        if nb == 0 or (len(rows) and rows.max() < nb):  # all in one part: one gather
+            gathered: np.ndarray = self.tail[rows] if nb == 0 else self.base[rows]
+            return gathered
         out = np.empty((len(rows), self.dim), dtype=np.float32)
         in_base = rows < nb
         out[in_base] = self.base[rows[in_base]]
@@ -197,7 +200,7 @@ class VectorIndex:
 
 # When a filter lets through less than this share of the rows, gather those rows rather
 # than scan them all (gathering copies, so it pays only when it skips most of the scan).
-GATHER_BELOW = 0.25
+GATHER_BELOW = 0.1
 # Larger than any float32 rounding of a cosine over DIM_MAX dimensions.
 RESCORE_MARGIN = 1e-3
 
