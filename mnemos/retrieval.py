@@ -266,11 +266,15 @@ def rank(
     pool = max(POOL_MIN, POOL_PER_HIT * p.top_k)
     vector_pools: dict[int, list[tuple[int, float]]] = {}
     with_vectors = [i for i, (_t, v) in enumerate(queries) if v is not None]
+    codes = None
+    if p.namespaces is not None:
+        codes = [state.ns_codes[ns] for ns in p.namespaces if ns in state.ns_codes]
     if with_vectors and state.vectors is not None:
         for start in range(0, len(with_vectors), QUERY_BLOCK):
             block = with_vectors[start : start + QUERY_BLOCK]
             matrix = np.stack([np.asarray(queries[i][1]) for i in block])
-            for i, found in zip(block, state.vectors.search(matrix, pool, mask), strict=True):
+            found_all = state.vectors.search(matrix, pool, mask, codes)
+            for i, found in zip(block, found_all, strict=True):
                 vector_pools[i] = found
     lexical = state.lexical_index() if any(t is not None for t, _v in queries) else None
     results = []

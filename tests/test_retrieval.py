@@ -633,3 +633,47 @@ def test_ask_many_checks_its_batch(db_path: Path):
         with pytest.raises(InvalidInputError, match="query 1 has neither"):
             db.ask_many([None, None], vectors=[vec(1), None])
         assert db.ask_many([]) == []
+
+
+def test_namespace_partitions_follow_every_change(db_path: Path):
+    """A namespace-filtered search reads the namespace's partition (a copy of its rows);
+    appends, vector updates, a forgotten id remembered into another namespace and a
+    compaction must all reach it."""
+    rng = np.random.default_rng(11)
+    current: dict[str, tuple[np.ndarray, str]] = {}
+
+    def check(db: Mnemos) -> None:
+        q = rng.standard_normal(16).astype(np.float32)
+        for ns in ("a", "b"):
+            ids = sorted(m for m, (_v, n) in current.items() if n == ns)
+            vectors = np.stack([current[m][0] for m in ids]) if ids else np.zeros((0, 16))
+            expected = brute_force(vectors, ids, q, 5)
+            assert [h.id for h in db.ask(vector=q, top_k=5, namespace=ns)] == expected
+
+    with open_db(db_path) as db:
+        for i in range(200):
+            v = rng.standard_normal(16).astype(np.float32)
+            ns = "a" if i % 20 == 0 else f"n{i % 7}"
+            current[db.remember(f"m{i}", vector=v, namespace=ns)] = (v, ns)
+        check(db)  # builds partition "a"
+        for i in range(30):
+            v = rng.standard_normal(16).astype(np.float32)
+            current[db.remember(f"late {i}", vector=v, namespace="a")] = (v, "a")
+        check(db)
+        some_a = sorted(m for m, (_v, n) in current.items() if n == "a")[:5]
+        for mid in some_a[:3]:
+            v = rng.standard_normal(16).astype(np.float32)
+            db.update(mid, vector=v)
+            current[mid] = (v, "a")
+        check(db)
+        moved = some_a[4]
+        db.forget(moved)
+        v = rng.standard_normal(16).astype(np.float32)
+        db.remember("moved", id=moved, vector=v, namespace="b")
+        current[moved] = (v, "b")
+        check(db)
+        db.forget(some_a[3])
+        del current[some_a[3]]
+        check(db)
+        db.compact()
+        check(db)

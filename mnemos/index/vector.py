@@ -11,6 +11,8 @@ array for rows added since. Rows are numbered across both.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _INITIAL_ROWS = 1024
@@ -47,6 +49,11 @@ class VectorIndex:
         self.ns = np.zeros(capacity, dtype=np.int32)
         self.kind = np.zeros(capacity, dtype=np.int8)
         self._stale: list[int] = []  # rows whose norm is not computed yet
+        # Per-namespace partitions: code -> [rows, matrix, count], the namespace's rows
+        # (ascending) and a contiguous copy of their vectors, built when a search first
+        # filters on the namespace and kept up to date after, so such a search reads
+        # only its namespace's rows. Buffers grow by doubling; ``count`` are in use.
+        self._partitions: dict[int, list[Any]] = {}
 
     @classmethod
     def from_snapshot(
@@ -108,10 +115,30 @@ class VectorIndex:
         if row >= self.capacity:
             self._grow(row + 1)
         self.n = row + 1
-        self.set(row, vector, ns, kind)
+        self._write(row, vector, ns, kind)
+        part = self._partitions.get(ns)
+        if part is not None:
+            rows, matrix, count = part
+            if count == len(rows):
+                rows = part[0] = _zeros_like_grown(rows, 2 * count + 16, count)
+                matrix = part[1] = _zeros_like_grown(matrix, 2 * count + 16, count)
+            rows[count], matrix[count] = row, vector
+            part[2] = count + 1
         return row
 
     def set(self, row: int, vector: np.ndarray, ns: int, kind: int) -> None:
+        """Overwrite an existing row."""
+        old_ns = int(self.ns[row])
+        part = self._partitions.get(old_ns)
+        if part is not None:
+            if ns == old_ns:
+                part[1][np.searchsorted(part[0][: part[2]], row)] = vector
+            else:  # moved to another namespace: both partitions are rebuilt when needed
+                del self._partitions[old_ns]
+                self._partitions.pop(ns, None)
+        self._write(row, vector, ns, kind)
+
+    def _write(self, row: int, vector: np.ndarray, ns: int, kind: int) -> None:
         self.row(row)[:] = vector
         self._stale.append(row)
         self.alive[row] = True
@@ -131,6 +158,7 @@ class VectorIndex:
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (ascending), renumbered from 0 in that order."""
         self.fresh_norms()
+        self._partitions.clear()
         kept = self.take(rows)
         n = len(rows)
         capacity = max(n, _INITIAL_ROWS)
@@ -144,11 +172,25 @@ class VectorIndex:
             setattr(self, name, new)
         self.n = n
 
+    def partition(self, code: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, vectors) of namespace ``code``, the vectors a contiguous copy."""
+        part = self._partitions.get(code)
+        if part is None:
+            rows = np.flatnonzero(self.ns[: self.n] == code)
+            part = self._partitions[code] = [rows, self.take(rows).copy(), len(rows)]
+        count = part[2]
+        return part[0][:count], part[1][:count]
+
     def search(
-        self, queries: np.ndarray, top_k: int, mask: np.ndarray
+        self,
+        queries: np.ndarray,
+        top_k: int,
+        mask: np.ndarray,
+        namespaces: list[int] | None = None,
     ) -> list[list[tuple[int, float]]]:
         """For each query (rows of a 2-d array), the (row, cosine) of the best ``top_k``
-        rows where ``mask`` is true, best first.
+        rows where ``mask`` is true, best first. ``namespaces``: the codes the mask is
+        limited to, if it is (their partitions are scanned instead of every row).
 
         Rows tied with the k-th score are all returned (so a list may be longer than
         ``top_k``): callers break ties by memory id, which must not depend on which of
@@ -167,7 +209,16 @@ class VectorIndex:
         # differently depending on where the row sits in the matrix, so the candidates
         # (every row within RESCORE_MARGIN of the k-th) are then scored again exactly,
         # row by row in float64: the final scores depend only on the two vectors.
-        if selected < GATHER_BELOW * n:
+        in_partitions = 0
+        if namespaces is not None:
+            in_partitions = int(np.count_nonzero(np.isin(self.ns[:n], namespaces)))
+        if namespaces is not None and in_partitions < PARTITION_BELOW * n:
+            parts = [self.partition(code) for code in sorted(namespaces)]
+            rows = np.concatenate([r for r, _m in parts])
+            approx = np.concatenate([m @ units.T.astype(np.float32) for _r, m in parts])
+            approx /= norms[rows, None]
+            approx[~mask[rows]] = -np.inf
+        elif selected < GATHER_BELOW * n:
             # A selective filter (one namespace of many, a time range): scan only the
             # rows it lets through.
             rows = np.flatnonzero(mask)
@@ -201,6 +252,8 @@ class VectorIndex:
 # When a filter lets through less than this share of the rows, gather those rows rather
 # than scan them all (gathering copies, so it pays only when it skips most of the scan).
 GATHER_BELOW = 0.1
+# A namespace filter covering less than this share of the rows scans its partitions.
+PARTITION_BELOW = 0.5
 # Larger than any float32 rounding of a cosine over DIM_MAX dimensions.
 RESCORE_MARGIN = 1e-3
 
