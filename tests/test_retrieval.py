@@ -677,3 +677,37 @@ def test_namespace_partitions_follow_every_change(db_path: Path):
         check(db)
         db.compact()
         check(db)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["append", "set", "look"]), st.integers(0, 40), st.integers(0, 2)
+        ),
+        max_size=40,
+    )
+)
+def test_partitions_equal_a_scan_of_the_namespace_column(ops):
+    """Against a plain list model: after any appends and overwrites (including moves to
+    another namespace), a partition holds exactly its namespace's rows and vectors."""
+    from mnemos.index.vector import VectorIndex
+
+    index = VectorIndex(4, capacity=2)
+    vectors: list[np.ndarray] = []
+    spaces: list[int] = []
+    for step, (op, slot, ns) in enumerate(ops):
+        v = vec(step, dim=4)
+        if op == "append" or not vectors:
+            index.append(v, ns, 0)
+            vectors.append(v)
+            spaces.append(ns)
+        elif op == "set":
+            row = slot % len(vectors)
+            index.set(row, v, ns, 0)
+            vectors[row], spaces[row] = v, ns
+        else:
+            rows, matrix = index.partition(ns)
+            expected = [i for i, s in enumerate(spaces) if s == ns]
+            assert rows.tolist() == expected
+            assert np.array_equal(matrix, np.asarray([vectors[i] for i in expected]).reshape(-1, 4))

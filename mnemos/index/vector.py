@@ -129,13 +129,12 @@ class VectorIndex:
     def set(self, row: int, vector: np.ndarray, ns: int, kind: int) -> None:
         """Overwrite an existing row."""
         old_ns = int(self.ns[row])
-        part = self._partitions.get(old_ns)
-        if part is not None:
-            if ns == old_ns:
-                part[1][np.searchsorted(part[0][: part[2]], row)] = vector
-            else:  # moved to another namespace: both partitions are rebuilt when needed
-                del self._partitions[old_ns]
-                self._partitions.pop(ns, None)
+        if ns != old_ns:  # moved to another namespace: both partitions are rebuilt when needed
+            self._partitions.pop(old_ns, None)
+            self._partitions.pop(ns, None)
+        elif old_ns in self._partitions:
+            part = self._partitions[old_ns]
+            part[1][np.searchsorted(part[0][: part[2]], row)] = vector
         self._write(row, vector, ns, kind)
 
     def _write(self, row: int, vector: np.ndarray, ns: int, kind: int) -> None:
