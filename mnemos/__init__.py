@@ -16,6 +16,7 @@ from .errors import (
     InvalidInputError,
     MemoryNotFound,
     MnemosError,
+    ModelNotFoundError,
     ReadOnlyError,
     StorageError,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "MemoryNotFound",
     "Mnemos",
     "MnemosError",
+    "ModelNotFoundError",
     "Namespace",
     "Neighbor",
     "ReadOnlyError",

@@ -453,7 +453,7 @@ class Mnemos:
         emb = self._embedder
         identity = None
         if emb is not None:
-            identity = {"name": emb.name, "dim": int(emb.dim), "fingerprint": emb.fingerprint}
+            identity = self._identity()
             if dim is not None and dim != emb.dim:
                 raise InvalidInputError(f"dim={dim} disagrees with the embedder's dim {emb.dim}")
             dim = int(emb.dim)
@@ -465,6 +465,12 @@ class Mnemos:
             "embedder": identity,
         }
 
+    def _identity(self) -> dict[str, Any]:
+        emb = self._embedder
+        if emb.dim is None:  # a wrapped function learns its width from one call
+            emb.embed([""])
+        return {"name": emb.name, "dim": int(emb.dim), "fingerprint": emb.fingerprint}
+
     def _check_identity(self, dim: int | None) -> None:
         state = self._state
         if dim is not None and state.dim is not None and dim != state.dim:
@@ -475,7 +481,7 @@ class Mnemos:
         if emb is None:
             return
         recorded = state.embedder
-        given = {"name": emb.name, "dim": int(emb.dim), "fingerprint": emb.fingerprint}
+        given = self._identity()
         if recorded != given:
             raise EmbedderMismatchError(
                 f"{self.path} was created with embedder {_describe(recorded)} but "
@@ -587,10 +593,16 @@ class Mnemos:
                 "this database has no embedder, so text cannot be turned into a vector; "
                 "pass vector=..."
             )
-        out = np.asarray(emb.embed(list(texts)), dtype=np.float32)
-        if out.shape != (len(texts), self._state.dim or emb.dim):
+        from .embed import check_embeddings
+
+        out = emb.embed(list(texts))
+        if isinstance(out, np.ndarray) and out.dtype.kind == "f":
+            out = out.astype(np.float32, copy=False)
+        out = check_embeddings(emb, texts, out)
+        if self._state.dim is not None and out.shape[1] != self._state.dim:
             raise InvalidInputError(
-                f"embedder {emb.name!r} returned shape {out.shape} for {len(texts)} texts"
+                f"embedder {emb.name!r} returned {out.shape[1]}-dimensional vectors; "
+                f"{self.path} stores {self._state.dim}"
             )
         return [check_vector(row, self._state.dim) for row in out]
 
@@ -1327,14 +1339,12 @@ def _describe(identity: Mapping[str, Any] | None) -> str:
 
 
 def _resolve_embedder(embedder: Any) -> Any:
-    """``None`` or ``"default"`` (no built-in model yet: vector-only) or an object with
-    ``name``, ``dim``, ``fingerprint`` and ``embed(texts) -> (n, dim) float32``."""
-    if embedder is None or embedder == "default":
+    """``None`` or ``"default"`` (the built-in model is not wired in yet: vector-only), or
+    what ``mnemos.embed.resolve_embedder`` makes of it: an object with ``name``, ``dim``,
+    ``fingerprint`` and ``embed(texts)``, a plain function ``texts -> vectors``, or the
+    built-in model's name."""
+    if embedder is None or (isinstance(embedder, str) and embedder == "default"):
         return None
-    missing = [a for a in ("name", "dim", "fingerprint", "embed") if not hasattr(embedder, a)]
-    if missing:
-        raise InvalidInputError(
-            f"embedder lacks {', '.join(missing)}; give an object with name, dim, "
-            "fingerprint and embed(texts), or embedder=None for a vector-only database"
-        )
-    return embedder
+    from .embed import resolve_embedder  # not at import: it is only needed with an embedder
+
+    return resolve_embedder(embedder)

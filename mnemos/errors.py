@@ -16,6 +16,7 @@ __all__ = [
     "InvalidInputError",
     "MemoryNotFound",
     "MnemosError",
+    "ModelNotFoundError",
     "ReadOnlyError",
     "StorageError",
 ]
@@ -50,6 +51,10 @@ class ReadOnlyError(MnemosError):
 
 class EmbedderMismatchError(MnemosError):
     """The database was created with a different embedder than the one given."""
+
+
+class ModelNotFoundError(MnemosError):
+    """The files of an embedding model (weights, tokenizer) could not be found."""
 
 
 class CorruptDatabaseError(MnemosError):

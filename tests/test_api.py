@@ -325,7 +325,7 @@ def test_readonly_handle_refuses_writes(db_path: Path, call: Call) -> None:
         ({"dim": fmt.DIM_MAX + 1}, "dim must be an int"),
         ({"segment_bytes": 100}, "segment_bytes must be an int of at least 4096"),
         ({"snapshot_every_events": 0}, "snapshot_every_events must be a positive int"),
-        ({"embedder": object()}, "embedder lacks name, dim, fingerprint, embed"),
+        ({"embedder": object()}, "embedder object lacks name, dim, fingerprint, embed"),
     ],
 )
 def test_bad_open_options_are_refused_and_create_nothing(
