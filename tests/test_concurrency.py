@@ -83,7 +83,7 @@ class Child:
 HOLD_LOCK = """
 import sys
 from mnemos import Mnemos
-db = Mnemos.open(sys.argv[1], dim=8)
+db = Mnemos.open(sys.argv[1], embedder=None, dim=8)
 print("READY", flush=True)
 sys.stdin.readline()
 db.close()
@@ -94,7 +94,7 @@ TRY_OPEN = """
 import sys
 from mnemos import DatabaseLockedError, Mnemos
 try:
-    Mnemos.open(sys.argv[1]).close()
+    Mnemos.open(sys.argv[1], embedder=None).close()
     print("OPENED")
 except DatabaseLockedError:
     print("LOCKED")
@@ -120,10 +120,12 @@ def test_writer_lock_refuses_a_second_process_until_the_holder_ends(db_path: Pat
         # The holder keeps the lock until told to let go, so a blocking open would never
         # return: raising at all shows the refusal does not wait.
         with pytest.raises(DatabaseLockedError) as info:
-            Mnemos.open(db_path)
+            Mnemos.open(db_path, embedder=None)
         assert str(holder.proc.pid) in str(info.value)
         assert holder.proc.poll() is None  # it really was held all along
-        with Mnemos.open(db_path, readonly=True) as reader:  # readers are never locked out
+        with Mnemos.open(
+            db_path, embedder=None, readonly=True
+        ) as reader:  # readers are never locked out
             assert reader.seq == 1
         if ending == "close":
             holder.send("")
@@ -132,7 +134,7 @@ def test_writer_lock_refuses_a_second_process_until_the_holder_ends(db_path: Pat
         else:
             holder.proc.kill()
             holder.proc.wait(TIMEOUT_S)
-        with Mnemos.open(db_path) as db:
+        with Mnemos.open(db_path, embedder=None) as db:
             db.remember("the lock is free again", vector=vec(1))
             assert db.seq == 2
     finally:
@@ -140,10 +142,10 @@ def test_writer_lock_refuses_a_second_process_until_the_holder_ends(db_path: Pat
 
 
 def test_second_writer_in_the_same_process_is_refused(db_path: Path):
-    db = Mnemos.open(db_path, dim=8)
+    db = Mnemos.open(db_path, embedder=None, dim=8)
     try:
         with pytest.raises(DatabaseLockedError) as info:
-            Mnemos.open(db_path)
+            Mnemos.open(db_path, embedder=None)
         assert "another handle in this process" in str(info.value)
         # The refused open closed its own descriptor; that must not drop the first lock.
         assert try_open_elsewhere(db_path) == "LOCKED"
@@ -151,7 +153,7 @@ def test_second_writer_in_the_same_process_is_refused(db_path: Path):
     finally:
         db.close()
     assert try_open_elsewhere(db_path) == "OPENED"
-    with Mnemos.open(db_path) as again:
+    with Mnemos.open(db_path, embedder=None) as again:
         assert again.seq == 2
 
 
@@ -161,7 +163,7 @@ import numpy as np
 from mnemos import Mnemos
 path, batches, compact_every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(7)
-db = Mnemos.open(path, dim=8, segment_bytes=4096, snapshot_every_events=400)
+db = Mnemos.open(path, embedder=None, dim=8, segment_bytes=4096, snapshot_every_events=400)
 print("READY", flush=True)
 for b in range(batches):
     db.remember_many([
@@ -185,7 +187,7 @@ def test_readonly_follows_a_live_writer(db_path: Path, compact_every: int):
     writer = Child(FOLLOWED_WRITER, db_path, batches, compact_every)
     try:
         writer.expect("READY")
-        reader = Mnemos.open(db_path, readonly=True)
+        reader = Mnemos.open(db_path, embedder=None, readonly=True)
         last_seq = reader.seq
         seen_counts = set()
         deadline = time.monotonic() + TIMEOUT_S
@@ -210,15 +212,17 @@ def test_readonly_follows_a_live_writer(db_path: Path, compact_every: int):
         assert reader.stats()["memories"] == final_count
         assert len(seen_counts) >= 2, "the reader never saw the writer in progress"
         reader.close()
-        with Mnemos.open(db_path, readonly=True) as fresh:
+        with Mnemos.open(db_path, embedder=None, readonly=True) as fresh:
             assert fresh.state_hash() == final_hash
     finally:
         writer.stop()
 
 
 def test_readonly_refresh_after_compaction_deleted_its_segment(db_path: Path):
-    writer = Mnemos.open(db_path, dim=8, segment_bytes=4096, snapshot_every_events=None)
-    reader = Mnemos.open(db_path, readonly=True)
+    writer = Mnemos.open(
+        db_path, embedder=None, dim=8, segment_bytes=4096, snapshot_every_events=None
+    )
+    reader = Mnemos.open(db_path, embedder=None, readonly=True)
     try:
         for round_ in range(3):
             writer.remember_many(
@@ -252,7 +256,7 @@ def test_readonly_open_beside_a_compacting_writer(db_path: Path):
         deadline = time.monotonic() + TIMEOUT_S
         while writer.proc.poll() is None and time.monotonic() < deadline:
             try:
-                with Mnemos.open(db_path, readonly=True) as reader:
+                with Mnemos.open(db_path, embedder=None, readonly=True) as reader:
                     assert reader.stats()["memories"] % BATCH == 0
                 opens += 1
             except Exception as exc:
@@ -262,13 +266,13 @@ def test_readonly_open_beside_a_compacting_writer(db_path: Path):
         writer.stop()
     assert opens > 0
     assert not failures, f"{len(failures)} of {opens + len(failures)} opens failed: {failures[:3]}"
-    with Mnemos.open(db_path, readonly=True) as reader:
+    with Mnemos.open(db_path, embedder=None, readonly=True) as reader:
         assert reader.state_hash() == final_hash
 
 
 def test_threads_share_one_handle(db_path: Path):
     threads_n, per_thread = 4, 200
-    db = Mnemos.open(db_path, dim=8, snapshot_every_events=150)
+    db = Mnemos.open(db_path, embedder=None, dim=8, snapshot_every_events=150)
     barrier = threading.Barrier(threads_n)
     ids: list[list[str]] = [[] for _ in range(threads_n)]
     errors: list[BaseException] = []
@@ -302,6 +306,6 @@ def test_threads_share_one_handle(db_path: Path):
         expected = db.state_hash()
     finally:
         db.close()
-    with Mnemos.open(db_path) as again:
+    with Mnemos.open(db_path, embedder=None) as again:
         assert again.state_hash() == expected
         assert again.seq == 1 + threads_n * per_thread

@@ -34,12 +34,14 @@ TIMEOUT_S = 30.0
 
 @pytest.mark.parametrize("durability", ["full", "normal", "off"])
 def test_every_durability_mode_round_trips(db_path: Path, durability: str):
-    with Mnemos.open(db_path, dim=8, durability=durability, clock=FixedClock(step=1)) as db:
+    with Mnemos.open(
+        db_path, embedder=None, dim=8, durability=durability, clock=FixedClock(step=1)
+    ) as db:
         ids = [db.remember(f"item {i}", vector=vec(i), metadata={"i": i}) for i in range(20)]
         ids += db.remember_many([{"text": f"batch {j}", "vector": vec(50 + j)} for j in range(10)])
         db.forget(ids[3])
         expected, seq = db.state_hash(), db.seq
-    with Mnemos.open(db_path, durability=durability) as db:
+    with Mnemos.open(db_path, embedder=None, durability=durability) as db:
         assert (db.seq, db.state_hash()) == (seq, expected)
         assert db.get(ids[0]).text == "item 0"
         assert db.get(ids[-1]).text == "batch 9"
@@ -50,7 +52,7 @@ def test_every_durability_mode_round_trips(db_path: Path, durability: str):
 @pytest.mark.parametrize("bad", ["FULL", "sync", "", None, 1])
 def test_invalid_durability_is_refused_and_writes_nothing(db_path: Path, bad: object):
     with pytest.raises(InvalidInputError, match="durability"):
-        Mnemos.open(db_path, durability=bad)  # type: ignore[arg-type]
+        Mnemos.open(db_path, embedder=None, durability=bad)  # type: ignore[arg-type]
     assert not db_path.exists()
 
 
@@ -59,13 +61,13 @@ def test_normal_mode_syncs_on_close_and_stops_its_thread(db_path: Path):
         return [t for t in threading.enumerate() if t.name == "mnemos-sync"]
 
     before = len(sync_threads())
-    db = Mnemos.open(db_path, dim=8, durability="normal")
+    db = Mnemos.open(db_path, embedder=None, dim=8, durability="normal")
     assert len(sync_threads()) == before + 1
     ids = [db.remember(f"item {i}", vector=vec(i)) for i in range(50)]
     expected = db.state_hash()
     db.close()
     assert len(sync_threads()) == before
-    with Mnemos.open(db_path, durability="normal") as db:
+    with Mnemos.open(db_path, embedder=None, durability="normal") as db:
         assert db.state_hash() == expected
         assert [db.get(mid).text for mid in ids] == [f"item {i}" for i in range(50)]
     assert len(sync_threads()) == before
@@ -74,13 +76,13 @@ def test_normal_mode_syncs_on_close_and_stops_its_thread(db_path: Path):
 def test_normal_mode_close_does_not_wait_out_the_sync_interval(db_path: Path):
     """close() wakes the sync thread instead of waiting out its interval (a minute here):
     the close finishes long before the interval would, or it is reported as hanging."""
-    db = Mnemos.open(db_path, dim=8, durability="normal", sync_interval_ms=60_000)
+    db = Mnemos.open(db_path, embedder=None, dim=8, durability="normal", sync_interval_ms=60_000)
     db.remember("dirty", vector=vec(1))
     closer = threading.Thread(target=db.close)
     closer.start()
     closer.join(timeout=TIMEOUT_S)
     assert not closer.is_alive(), "close() slept out the sync interval"
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         assert db.seq == 2
 
 
@@ -90,7 +92,7 @@ SINGLES = """
 import sys
 import numpy as np
 from mnemos import Mnemos
-db = Mnemos.open(sys.argv[1], dim=8, durability="full", snapshot_every_events=97)
+db = Mnemos.open(sys.argv[1], embedder=None, dim=8, durability="full", snapshot_every_events=97)
 print("READY", flush=True)
 i = 0
 while True:
@@ -105,7 +107,7 @@ import sys
 import numpy as np
 from mnemos import Mnemos
 size = int(sys.argv[2])
-db = Mnemos.open(sys.argv[1], dim=8, durability="full", snapshot_every_events=230,
+db = Mnemos.open(sys.argv[1], embedder=None, dim=8, durability="full", snapshot_every_events=230,
                  segment_bytes=8192)
 print("READY", flush=True)
 b = 0
@@ -160,9 +162,9 @@ def run_and_kill(code: str, args: list[str], delay_s: float) -> list[list[str]]:
 
 
 def reopen_twice(path: Path) -> str:
-    with Mnemos.open(path) as db:
+    with Mnemos.open(path, embedder=None) as db:
         first = db.state_hash()
-    with Mnemos.open(path) as db:
+    with Mnemos.open(path, embedder=None) as db:
         assert db.state_hash() == first
     return first
 
@@ -174,7 +176,7 @@ DELAYS = random.Random(20240611).sample([i / 100 for i in range(2, 40)], 4)
 def test_sigkill_loses_no_acknowledged_remember(db_path: Path, delay_s: float):
     acks = run_and_kill(SINGLES, [str(db_path)], delay_s)
     assert acks, "the child acknowledged nothing before it was killed"
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         for i, mid in acks:
             assert db.get(mid).text == f"item {i}", mid
         live = db.stats()["memories"]
@@ -190,7 +192,7 @@ def test_sigkill_keeps_batches_whole(db_path: Path, delay_s: float):
     acks = run_and_kill(BATCHES, [str(db_path), str(size)], delay_s)
     acked = [int(b) for (b,) in acks]
     assert acked == list(range(len(acked)))
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
 
         def present(b: int) -> int:
             n = 0
@@ -283,7 +285,7 @@ def test_power_loss_after_a_snapshot_leaves_a_database_that_opens(
     monkeypatch.setattr(LossyDisk, "synced", {})
     monkeypatch.setattr(mnemos.db, "OSStorage", LossyDisk)
     path = tmp_path / "db"
-    db = Mnemos.open(path, dim=8, durability=durability, snapshot_every_events=None)
+    db = Mnemos.open(path, embedder=None, dim=8, durability=durability, snapshot_every_events=None)
     try:
         for i in range(30):
             db.remember(f"item {i}", vector=vec(i))
@@ -293,7 +295,7 @@ def test_power_loss_after_a_snapshot_leaves_a_database_that_opens(
     finally:
         db.close()
     monkeypatch.undo()
-    with Mnemos.open(tmp_path / "crashed") as crashed:
+    with Mnemos.open(tmp_path / "crashed", embedder=None) as crashed:
         # Everything the snapshot holds must still be there, log and snapshot agreeing.
         assert crashed.seq == expected_seq
         assert crashed.state_hash() == expected_hash
@@ -325,10 +327,10 @@ class FailingSyncDisk(OSStorage):
 
 def open_then_fail_syncs(path: Path, monkeypatch: pytest.MonkeyPatch, **options) -> Mnemos:
     """A writer on an existing database whose disk fails every data sync after open."""
-    Mnemos.open(path, dim=8).close()
+    Mnemos.open(path, embedder=None, dim=8).close()
     monkeypatch.setattr(mnemos.db, "OSStorage", FailingSyncDisk)
     monkeypatch.setattr(FailingSyncDisk, "dying", False)
-    db = Mnemos.open(path, **options)
+    db = Mnemos.open(path, embedder=None, **options)
     FailingSyncDisk.dying = True
     return db
 
@@ -339,7 +341,7 @@ def test_normal_mode_groups_many_appends_into_one_sync(
     """Group commit: appends within one interval share one fdatasync, however many."""
     monkeypatch.setattr(CountingDisk, "fdatasyncs", [])
     monkeypatch.setattr(mnemos.db, "OSStorage", CountingDisk)
-    db = Mnemos.open(db_path, dim=8, durability="normal", sync_interval_ms=60_000)
+    db = Mnemos.open(db_path, embedder=None, dim=8, durability="normal", sync_interval_ms=60_000)
     at_open = len(CountingDisk.fdatasyncs)  # open syncs the log tail it inherits
     for i in range(40):
         db.remember(f"item {i}", vector=vec(i))
@@ -347,7 +349,7 @@ def test_normal_mode_groups_many_appends_into_one_sync(
     db.close()
     assert len(CountingDisk.fdatasyncs) == at_open + 1
     monkeypatch.undo()
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         assert db.stats()["memories"] == 40
 
 
@@ -358,7 +360,7 @@ def test_close_reports_a_failed_final_sync(db_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(mnemos.StorageError, match="fdatasync"):
         db.close()
     monkeypatch.undo()
-    with Mnemos.open(db_path) as db:  # the lock was released all the same
+    with Mnemos.open(db_path, embedder=None) as db:  # the lock was released all the same
         assert db.seq >= 1
 
 
@@ -393,7 +395,7 @@ def test_a_handle_left_open_is_synced_when_the_program_exits(db_path: Path):
         "        super().fdatasync(fd)\n"
         "        syncs.append(fd)\n"
         "mnemos.db.OSStorage = Counting\n"
-        "db = mnemos.db.Mnemos.open(sys.argv[1], dim=8, durability='normal',\n"
+        "db = mnemos.db.Mnemos.open(sys.argv[1], embedder=None, dim=8, durability='normal',\n"
         "                           sync_interval_ms=60000)\n"
         "opened.append(len(syncs))\n"
         "db.remember('left open', vector=np.ones(8, dtype=np.float32))\n"
@@ -406,7 +408,7 @@ def test_a_handle_left_open_is_synced_when_the_program_exits(db_path: Path):
         text=True,
     ).stdout
     assert out.strip().splitlines()[-1] == "SYNCS 1", out
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         assert [db.get(f"m{db.seq}").text] == ["left open"]
 
 
@@ -415,11 +417,11 @@ def test_a_writer_syncs_the_log_tail_it_inherits_before_writing(
 ):
     """What the previous process wrote may still be only in the page cache; the new
     writer's records count it as durable, so open must make it durable first."""
-    with Mnemos.open(db_path, dim=8, durability="off") as db:
+    with Mnemos.open(db_path, embedder=None, dim=8, durability="off") as db:
         db.remember("written, never synced", vector=vec(1))
     monkeypatch.setattr(CountingDisk, "fdatasyncs", [])
     monkeypatch.setattr(mnemos.db, "OSStorage", CountingDisk)
-    with Mnemos.open(db_path, durability="off"):
+    with Mnemos.open(db_path, embedder=None, durability="off"):
         assert len(CountingDisk.fdatasyncs) == 1
 
 

@@ -50,8 +50,8 @@ def test_lexical_section_golden_reads_as_stored_and_matches_a_rebuild():
     for snap in sorted((DATA / "v1.mem" / "snapshots").iterdir()):
         assert fmt.SECTION_LEXICAL not in _section_kinds(snap)
     with (
-        Mnemos.open(lexical, readonly=True) as new,
-        Mnemos.open(DATA / "v1.mem", readonly=True) as old,
+        Mnemos.open(lexical, embedder=None, readonly=True) as new,
+        Mnemos.open(DATA / "v1.mem", embedder=None, readonly=True) as old,
     ):
         assert len(new._state.lexical.dirty) < len(old._state.lexical.dirty)
         for query in ("green tea", "note 7", "again", "ключ"):
@@ -66,7 +66,7 @@ def test_golden_database_opens_to_its_recorded_state(golden: Path, readonly: boo
     copy = tmp_path / golden.name
     shutil.copytree(golden, copy)
     expected = (DATA / golden.name.replace(".mem", ".state_hash")).read_text().strip()
-    with Mnemos.open(copy, readonly=readonly) as db:
+    with Mnemos.open(copy, embedder=None, readonly=readonly) as db:
         assert db.state_hash() == expected
         assert db.stats()["memories"] > 0
 
@@ -79,7 +79,7 @@ def test_golden_database_verifies_clean(golden: Path):
 
 
 def test_v1_contents():
-    with Mnemos.open(DATA / "v1.mem", readonly=True) as db:
+    with Mnemos.open(DATA / "v1.mem", embedder=None, readonly=True) as db:
         tea = db.get("m2")
         assert tea.text == "the user prefers green tea"
         assert tea.metadata == {"tags": ["drink", 1, 2.5, None, True], "topic": "prefs"}

@@ -90,7 +90,7 @@ def flip_bit(path: Path, offset: int, bit: int = 0) -> None:
 
 
 def open_db(path: Path, **kwargs) -> Mnemos:
-    return Mnemos.open(path, clock=FixedClock(step=1), **kwargs)
+    return Mnemos.open(path, embedder=None, clock=FixedClock(step=1), **kwargs)
 
 
 def build(path: Path, n: int = 3, **kwargs) -> dict[int, str]:
@@ -105,7 +105,7 @@ def build(path: Path, n: int = 3, **kwargs) -> dict[int, str]:
 
 
 def check_opens_at(path: Path, seq: int, state_hash: str, *, readonly: bool) -> None:
-    with Mnemos.open(path, readonly=readonly) as db:
+    with Mnemos.open(path, embedder=None, readonly=readonly) as db:
         assert db.seq == seq
         assert db.state_hash() == state_hash
 
@@ -159,7 +159,7 @@ def test_writer_appends_after_truncating_a_torn_tail(db_path: Path):
         assert db.seq == last.seq - 1
         mid = db.remember("after the crash", vector=vec(99))
         after = db.state_hash()
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         assert db.seq == last.seq
         assert db.get(mid).text == "after the crash"
         assert db.state_hash() == after
@@ -185,7 +185,7 @@ def test_batch_cut_at_every_offset_is_all_or_nothing(db_path: Path):
         seg.write_bytes(data[:cut])
         whole = cut == len(data)
         for readonly in (True, False):
-            with Mnemos.open(db_path, readonly=readonly) as db:
+            with Mnemos.open(db_path, embedder=None, readonly=readonly) as db:
                 present = []
                 for mid in ids:
                     try:
@@ -253,7 +253,7 @@ def test_bit_flip_in_an_earlier_record_is_reported(db_path: Path, which: str):
         damaged = seg.read_bytes()
         for readonly in (True, False):
             with pytest.raises(CorruptDatabaseError) as info:
-                Mnemos.open(db_path, readonly=readonly)
+                Mnemos.open(db_path, embedder=None, readonly=readonly)
             err = info.value
             assert err.path is not None and Path(err.path) == seg, field
             assert err.offset == rec.offset, (field, err.offset, str(err))
@@ -267,7 +267,7 @@ def test_bit_flip_in_segment_header_is_reported(db_path: Path):
     (seg,) = segments(db_path)
     flip_bit(seg, 17)  # inside first_seq
     with pytest.raises(CorruptDatabaseError) as info:
-        Mnemos.open(db_path)
+        Mnemos.open(db_path, embedder=None)
     assert Path(info.value.path) == seg
     assert info.value.offset == 0
 
@@ -284,7 +284,7 @@ def test_missing_middle_segment_is_corruption(db_path: Path):
     segs[1].unlink()
     for readonly in (True, False):
         with pytest.raises(CorruptDatabaseError, match="missing"):
-            Mnemos.open(db_path, readonly=readonly)
+            Mnemos.open(db_path, embedder=None, readonly=readonly)
     assert segments(db_path) == [segs[0], *segs[2:]]
 
 
@@ -294,7 +294,7 @@ def test_missing_first_segment_without_snapshot_is_corruption(db_path: Path):
     segments(db_path)[0].unlink()
     for readonly in (True, False):
         with pytest.raises(CorruptDatabaseError):
-            Mnemos.open(db_path, readonly=readonly)
+            Mnemos.open(db_path, embedder=None, readonly=readonly)
 
 
 def test_missing_only_segment_is_corruption(db_path: Path):
@@ -305,7 +305,7 @@ def test_missing_only_segment_is_corruption(db_path: Path):
     seg.unlink()
     for readonly in (True, False):
         with pytest.raises(CorruptDatabaseError):
-            Mnemos.open(db_path, readonly=readonly)
+            Mnemos.open(db_path, embedder=None, readonly=readonly)
 
 
 def test_truncated_sealed_segment_is_corruption_not_a_torn_tail(db_path: Path):
@@ -315,7 +315,7 @@ def test_truncated_sealed_segment_is_corruption_not_a_torn_tail(db_path: Path):
     last = parse_records(data)[-1]
     segs[0].write_bytes(data[: last.offset + 10])
     with pytest.raises(CorruptDatabaseError) as info:
-        Mnemos.open(db_path)
+        Mnemos.open(db_path, embedder=None)
     assert Path(info.value.path) == segs[0]
     assert info.value.offset == last.offset
     assert segs[0].stat().st_size == last.offset + 10
@@ -374,7 +374,7 @@ def test_damaged_newest_snapshot_falls_back(
         caplog.clear()
         with (
             caplog.at_level(logging.WARNING, logger="mnemos"),
-            Mnemos.open(db_path, readonly=readonly) as db,
+            Mnemos.open(db_path, embedder=None, readonly=readonly) as db,
         ):
             assert db.seq == final_seq
             assert db.state_hash() == final_hash
@@ -383,7 +383,7 @@ def test_damaged_newest_snapshot_falls_back(
     if retention == "keep":
         # With both snapshots damaged, the whole log replays from scratch.
         damage_snapshot(snapshots(db_path)[0], how)
-        with Mnemos.open(db_path) as db:
+        with Mnemos.open(db_path, embedder=None) as db:
             assert db.state_hash() == final_hash
             assert db.stats()["open"]["snapshot_seq"] == 0
 
@@ -397,22 +397,22 @@ def test_orphan_temp_files_removed_by_writer_only(db_path: Path):
     ]
     for p in orphans:
         p.write_bytes(b"half-written garbage")
-    with Mnemos.open(db_path, readonly=True) as db:
+    with Mnemos.open(db_path, embedder=None, readonly=True) as db:
         assert db.state_hash() == final_hash
     assert all(p.exists() for p in orphans)
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         assert db.state_hash() == final_hash
     assert not any(p.exists() for p in orphans)
 
 
 def test_replay_from_snapshot_equals_replay_from_scratch(db_path: Path):
     final_hash, final_seq, snaps = snapshot_db(db_path)
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         assert db.stats()["open"]["snapshot_seq"] == snaps[-1]
         assert (db.seq, db.state_hash()) == (final_seq, final_hash)
     for p in snapshots(db_path):
         p.unlink()
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         assert db.stats()["open"]["snapshot_seq"] == 0
         assert (db.seq, db.state_hash()) == (final_seq, final_hash)
 
@@ -420,6 +420,7 @@ def test_replay_from_snapshot_equals_replay_from_scratch(db_path: Path):
 def retention_workload(path: Path, retention: str) -> tuple[str, int]:
     with Mnemos.open(
         path,
+        embedder=None,
         dim=8,
         clock=FixedClock(),
         segment_bytes=4096,
@@ -442,7 +443,7 @@ def test_log_retention_delete_prunes_and_reopens(tmp_path: Path):
     assert int(segments(tmp_path / "keep")[0].stem) == 1
     assert int(segments(tmp_path / "delete")[0].stem) > 1
     for name, expected in (("keep", keep_hash), ("delete", del_hash)):
-        with Mnemos.open(tmp_path / name) as db:
+        with Mnemos.open(tmp_path / name, embedder=None) as db:
             assert db.state_hash() == expected
 
 
@@ -490,7 +491,7 @@ def test_repair_cuts_back_to_the_valid_prefix_after_a_backup(db_path: Path):
     flip_bit(seg, bad.offset + 32 + bad.length // 2)
     before = tree_bytes(db_path)
     with pytest.raises(CorruptDatabaseError):
-        Mnemos.open(db_path)
+        Mnemos.open(db_path, embedder=None)
     result = mnemos.repair(db_path)
     assert result["repaired"]
     backup = Path(result["backup"])
@@ -516,7 +517,7 @@ def test_repair_leaves_a_healthy_database_alone(db_path: Path):
 
 def test_repair_refuses_while_a_writer_has_the_database(db_path: Path):
     build(db_path, n=1)
-    with Mnemos.open(db_path), pytest.raises(DatabaseLockedError):
+    with Mnemos.open(db_path, embedder=None), pytest.raises(DatabaseLockedError):
         mnemos.repair(db_path)
 
 
@@ -612,7 +613,7 @@ def test_same_damage_after_a_sync_is_corruption(db_path: Path):
     data[middle.offset : middle.end] = bytes(middle.end - middle.offset)
     seg.write_bytes(bytes(data))
     with pytest.raises(CorruptDatabaseError) as info:
-        Mnemos.open(db_path)
+        Mnemos.open(db_path, embedder=None)
     assert info.value.offset == middle.offset
 
 
@@ -623,7 +624,7 @@ def test_missing_mnemos_file_is_reported_and_nothing_is_deleted(db_path: Path):
     (db_path / "MNEMOS").unlink()
     before = tree_bytes(db_path)
     with pytest.raises(CorruptDatabaseError, match="MNEMOS"):
-        Mnemos.open(db_path)
+        Mnemos.open(db_path, embedder=None)
     assert tree_bytes(db_path) == before
 
 
@@ -639,7 +640,7 @@ def test_repair_of_damage_a_snapshot_covers_keeps_every_memory(db_path: Path, tm
         expected = db.state_hash()
     first = segments(db_path)[0]
     flip_bit(first, parse_records(first.read_bytes())[1].offset + 40)
-    with Mnemos.open(db_path, readonly=True) as db:  # opens: the snapshot covers it
+    with Mnemos.open(db_path, embedder=None, readonly=True) as db:  # opens: the snapshot covers it
         assert db.state_hash() == expected
     report = mnemos.verify(db_path)
     assert report.opens and not report.ok
@@ -647,7 +648,7 @@ def test_repair_of_damage_a_snapshot_covers_keeps_every_memory(db_path: Path, tm
     result = mnemos.repair(db_path, backup=str(tmp_path / "backup"))
     assert result["repaired"] and result["ok"], result
     assert first.exists() is False and (tmp_path / "backup" / "wal" / first.name).exists()
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         assert db.state_hash() == expected and db.stats()["memories"] == 45
 
 
@@ -668,7 +669,7 @@ def test_every_bit_flip_is_reported_or_cut_never_silently_applied(db_path: Path)
             damaged[offset] ^= 1 << bit
             seg.write_bytes(bytes(damaged))
             try:
-                with Mnemos.open(db_path, readonly=True) as db:
+                with Mnemos.open(db_path, embedder=None, readonly=True) as db:
                     opened = (db.seq, db.state_hash())
             except CorruptDatabaseError as exc:
                 assert exc.offset == record.offset, (offset, bit, str(exc))
@@ -709,11 +710,11 @@ def test_repair_removes_every_kind_of_damage_after_the_snapshot(
         flip_bit(victim, parse_records(victim.read_bytes())[0].offset + 40)
         flip_bit(segs[0], parse_records(segs[0].read_bytes())[1].offset + 40)
     with pytest.raises(CorruptDatabaseError):
-        Mnemos.open(db_path)
+        Mnemos.open(db_path, embedder=None)
     result = mnemos.repair(db_path, backup=str(tmp_path / "backup"))
     assert result["repaired"] and result["ok"], result
     assert mnemos.verify(db_path).ok
-    with Mnemos.open(db_path) as db:
+    with Mnemos.open(db_path, embedder=None) as db:
         kept = int(victim.name.split(".")[0]) - 1
         assert db.seq >= kept  # nothing before the damage was lost
         assert db.stats()["memories"] == kept - 1  # seq 1 is the init event

@@ -40,7 +40,7 @@ def vector(seed: int) -> np.ndarray:
 def build(path: Path) -> str:
     """Every logged event type but compact (which deletes the log before it), two
     snapshots, and the log from seq 1 continuing after them; returns state_hash."""
-    with Mnemos.open(path, dim=8, clock=Clock(), segment_bytes=4096) as db:
+    with Mnemos.open(path, embedder=None, dim=8, clock=Clock(), segment_bytes=4096) as db:
         a = db.remember(
             "the user prefers tea",
             vector=vector(1),
