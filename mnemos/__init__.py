@@ -22,7 +22,7 @@ from .errors import (
 )
 from .format import FORMAT_VERSION
 from .recovery import VerifyReport, repair, verify
-from .types import Hit, Memory, Neighbor, Version
+from .types import Document, Hit, Memory, Neighbor, Version
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ __all__ = [
     "DatabaseClosedError",
     "DatabaseLockedError",
     "EmbedderMismatchError",
+    "Document",
     "Hit",
     "InvalidInputError",
     "Memory",

@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import errno
 import fcntl
+import hashlib
 import itertools
 import logging
 import os
@@ -25,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from . import chunking, retrieval
 from . import format as fmt
-from . import retrieval
 from ._native import backend, crc32
 from .errors import (
     CorruptDatabaseError,
@@ -60,7 +61,7 @@ from .snapshot import SnapshotError, SnapshotInfo, load_snapshot, write_snapshot
 from .state import State
 from .state import Version as VersionTuple
 from .storage import OSStorage, write_atomically
-from .types import Hit, Memory, Neighbor, Version
+from .types import Document, Hit, Memory, Neighbor, Version
 from .wal import (
     LogCursor,
     LogWriter,
@@ -697,8 +698,17 @@ class Mnemos:
         timestamp: Any = None,
         vector: Any = None,
         id: str | None = None,
+        dedup: float | None = None,
     ) -> str:
-        """Store one memory and return its id (assigned deterministically unless given)."""
+        """Store one memory and return its id (assigned deterministically unless given).
+
+        ``dedup``: a cosine threshold; if a live memory in the same namespace is at least
+        that similar, nothing is stored and its id is returned instead.
+        """
+        if dedup is not None and (
+            isinstance(dedup, bool) or not isinstance(dedup, (int, float)) or not -1 <= dedup <= 1
+        ):
+            raise InvalidInputError(f"dedup must be a cosine between -1 and 1; got {dedup!r}")
         item = {
             "text": text,
             "metadata": metadata,
@@ -711,8 +721,26 @@ class Mnemos:
         }
         with self._lock:
             event = self._remember_events([item])[0]
+            if dedup is not None:
+                same = self._near_duplicate(event, float(dedup))
+                if same is not None:
+                    return same
             self._commit([event])
             return str(event["id"])
+
+    def _near_duplicate(self, event: dict[str, Any], threshold: float) -> str | None:
+        """The live memory in the event's namespace most similar to its vector (ties by
+        id), if at least ``threshold``."""
+        s = self._state
+        if s.vectors is None or event["ns"] not in s.ns_codes:
+            return None
+        n = len(s.ids)
+        code = s.ns_codes[event["ns"]]
+        mask = s.vectors.alive[:n] & (s.vectors.ns[:n] == code)
+        query = np.frombuffer(event["vec"], dtype="<f4")[None, :]
+        found = s.vectors.search(query, 1, mask, [code])[0]
+        best = min(found, key=lambda rs: (-rs[1], s.ids[rs[0]]), default=None)
+        return None if best is None or best[1] < threshold else s.ids[best[0]]
 
     def remember_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[str]:
         """Store many memories atomically with one log write and one sync.
@@ -814,6 +842,119 @@ class Mnemos:
             if removed:
                 self._commit([{"t": "disconnect", "at": self._now(), "a": a, "b": b, "rel": rel}])
             return removed
+
+    def ingest_document(
+        self,
+        text: str,
+        *,
+        chunk_size: int = 512,
+        overlap: int = 50,
+        doc_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+    ) -> Document:
+        """Store a document as overlapping chunks, in one transaction (README "Documents").
+
+        Chunks are ``chunk_size`` word pieces of the embedder (characters without one),
+        ``overlap`` shared with the next, ended early at a paragraph or sentence end near
+        the edge. The document is a memory of its own (``doc_id``, by default derived from
+        the text) linked to every chunk (``part_of``), and each chunk to the next
+        (``next``). Ingesting the same text again changes nothing; a changed document
+        gets new chunks only where the text changed, and its stale chunks are forgotten.
+        """
+        text = check_text(text)
+        if not text.strip():
+            raise InvalidInputError("ingest_document needs a non-empty text")
+        for name, value, low in (("chunk_size", chunk_size, 2), ("overlap", overlap, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidInputError(f"{name} must be an int >= {low}; got {value!r}")
+        if overlap >= chunk_size:
+            raise InvalidInputError(
+                f"overlap ({overlap}) must be smaller than chunk_size ({chunk_size})"
+            )
+        if doc_id is None:
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            doc_id = f"doc-{digest[:16]}"
+        doc_id = check_id(doc_id)
+        if len(doc_id.encode()) > fmt.ID_BYTES_MAX - 32:
+            raise InvalidInputError(
+                f"doc_id must be at most {fmt.ID_BYTES_MAX - 32} bytes (chunk ids extend it)"
+            )
+        ns = check_namespace(namespace)
+        meta = check_metadata(metadata)
+        with self._lock:
+            self._writable()
+            s = self._state
+            spans = _token_spans(self._embedder)
+            pieces = []
+            for a, b in chunking.chunk(text, chunk_size, overlap, spans):
+                piece = text[a:b].strip()
+                if piece:
+                    pieces.append(piece)
+            ids = [chunking.chunk_id(doc_id, i, piece) for i, piece in enumerate(pieces)]
+            doc_row = s.live_row(doc_id)
+            if doc_row is not None and s.nss[doc_row] != ns:
+                raise InvalidInputError(
+                    f"document {doc_id!r} is in namespace {s.nss[doc_row]!r}, not {ns!r}"
+                )
+            old = [] if doc_row is None else _chunks_of(s, doc_id)
+            new_ids = set(ids) - set(old)
+            stale = [mid for mid in old if mid not in set(ids)]
+            for mid in new_ids:
+                if s.rows.get(mid) is not None and s.live_row(mid) is None:
+                    continue  # a forgotten chunk comes back: remembered again below
+                if s.live_row(mid) is not None:
+                    raise InvalidInputError(
+                        f"chunk id {mid!r} is taken by a memory outside document {doc_id!r}"
+                    )
+            doc_meta = {**meta, "document": True, "chunks": len(ids)}
+            title = text.strip().splitlines()[0][:200]
+            items: list[dict[str, Any]] = []
+            if doc_row is None:
+                items.append(
+                    {
+                        "text": title,
+                        "id": doc_id,
+                        "metadata": doc_meta,
+                        "namespace": ns,
+                        "kind": "semantic",
+                    }
+                )
+            items += [
+                {
+                    "text": piece,
+                    "id": mid,
+                    "metadata": {**meta, "doc_id": doc_id, "chunk": i},
+                    "namespace": ns,
+                    "kind": "semantic",
+                }
+                for i, (mid, piece) in enumerate(zip(ids, pieces, strict=True))
+                if mid in new_ids
+            ]
+            at = self._now()
+            events: list[dict[str, Any]] = [{"t": "forget", "at": at, "id": mid} for mid in stale]
+            if doc_row is not None and (
+                s.texts[doc_row] != title or decode_meta(s.metas[doc_row]) != doc_meta
+            ):
+                events.append(
+                    {"t": "update", "at": at, "id": doc_id, "text": title, "meta": doc_meta}
+                )
+            if items:
+                events += self._remember_events(items)
+            edges = [(mid, doc_id, "part_of") for mid in ids if mid in new_ids]
+            edges += [
+                (a, b, "next")
+                for a, b in itertools.pairwise(ids)
+                if a in new_ids or b in new_ids or (b, "next") not in s.graph.out_edges.get(a, {})
+            ]
+            events += [
+                {"t": "connect", "at": at, "a": a, "b": b, "rel": rel, "w": 1.0}
+                for a, b, rel in edges
+            ]
+            if events:
+                self._commit(events)
+            added = [mid for mid in ids if mid in new_ids]
+            return Document(id=doc_id, chunks=ids, added=added, removed=stale)
 
     def checkpoint(self) -> int:
         """Write a snapshot of the current state now; returns its seq."""
@@ -1126,6 +1267,8 @@ class Mnemos:
                 "readonly": self.readonly,
                 "format_version": fmt.FORMAT_VERSION,
                 "backend": backend(),
+                "embedder": s.embedder,
+                "embedding_cache": None if self._embedder is None else self._embedder.stats(),
                 "open": dict(self._open_stats),
             }
 
@@ -1359,11 +1502,44 @@ def _resolve_embedder(embedder: Any) -> Any:
     ``texts -> vectors``, or the built-in model."""
     from .embed import resolve_embedder  # not at import: it is only needed with an embedder
 
-    return resolve_embedder(embedder)
+    return _cached(resolve_embedder(embedder))
 
 
 def _builtin_embedder() -> Any:
     """The built-in MiniLM (nothing heavy loads until the first text is embedded)."""
     from .embed import MiniLM
 
-    return MiniLM()
+    return _cached(MiniLM())
+
+
+def _cached(embedder: Any) -> Any:
+    """``embedder`` behind an in-memory LRU of recent texts, and for the built-in models
+    a persistent cache in the user cache directory too, so re-asking or re-ingesting the
+    same text costs no inference. A given ``CachedEmbedder`` is used as it is."""
+    from .embed import BertEmbedder, CachedEmbedder, default_cache_dir
+
+    if embedder is None or isinstance(embedder, CachedEmbedder):
+        return embedder
+    if isinstance(embedder, BertEmbedder):
+        try:
+            return CachedEmbedder(embedder, persistent_dir=default_cache_dir())
+        except InvalidInputError as exc:  # an unwritable cache directory only costs speed
+            log.warning("embedding cache kept in memory only: %s", exc)
+    return CachedEmbedder(embedder)
+
+
+def _token_spans(embedder: Any) -> chunking.Spans:
+    """The embedder's word-piece offsets, if it can give them (the built-in models can,
+    also behind a cache); else characters."""
+    for candidate in (embedder, getattr(embedder, "inner", None)):
+        spans = getattr(candidate, "token_spans", None)
+        if callable(spans):
+            return spans  # type: ignore[no-any-return]
+    return chunking.char_spans
+
+
+def _chunks_of(state: State, doc_id: str) -> list[str]:
+    """The live chunks of a document: the memories linked to it by ``part_of``, in chunk
+    order (their metadata's ``chunk``)."""
+    found = [other for other, rel in state.graph.in_edges.get(doc_id, {}) if rel == "part_of"]
+    return sorted(found, key=lambda mid: (state.meta(state.rows[mid]).get("chunk", 0), mid))

@@ -92,3 +92,14 @@ class Neighbor:
     relation: str
     weight: float
     direction: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """What ``ingest_document`` did: the document's memory, its chunks in order, and
+    which chunks this call added and which stale ones it forgot."""
+
+    id: str
+    chunks: list[str]
+    added: list[str]
+    removed: list[str]

@@ -513,6 +513,7 @@ class BertEmbedder:
         self._sha256: str | None = None
         self._session: Any = None
         self._tokenizer: Any = None
+        self._span_tokenizer: Any = None
         self._pad_id = 0
         self._lock = threading.Lock()
 
@@ -574,6 +575,20 @@ class BertEmbedder:
                 )
                 self._tokenizer = tokenizer
             return self._session, self._tokenizer
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """The (start, end) character offsets in ``text`` of each of its word pieces,
+        without special tokens and without truncation: the units documents are cut in."""
+        self._load()
+        if self._span_tokenizer is None:
+            from tokenizers import Tokenizer
+
+            spans = Tokenizer.from_str(self._tokenizer.to_str())
+            spans.no_truncation()
+            spans.no_padding()
+            self._span_tokenizer = spans
+        encoding = self._span_tokenizer.encode(text, add_special_tokens=False)
+        return [(int(a), int(b)) for a, b in encoding.offsets]
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, with [CLS]/[SEP], truncated to ``max_length``, unpadded."""
