@@ -83,6 +83,8 @@ RETENTIONS = ("keep", "delete")
 SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on if the newest is damaged
 TOP_K_MAX = 10_000
 DEPTH_MAX = 16
+_EMBED_BATCH = 64  # texts per embedding call when ingesting a document
+_PROGRESS_ITEMS_MIN = 64  # show ingestion progress (on a terminal) above this many chunks
 
 
 def _default_clock() -> float:
@@ -940,6 +942,7 @@ class Mnemos:
                     {"t": "update", "at": at, "id": doc_id, "text": title, "meta": doc_meta}
                 )
             if items:
+                self._embed_with_progress(items)
                 events += self._remember_events(items)
             edges = [(mid, doc_id, "part_of") for mid in ids if mid in new_ids]
             edges += [
@@ -955,6 +958,23 @@ class Mnemos:
                 self._commit(events)
             added = [mid for mid in ids if mid in new_ids]
             return Document(id=doc_id, chunks=ids, added=added, removed=stale)
+
+    def _embed_with_progress(self, items: list[dict[str, Any]]) -> None:
+        """Embed the items' texts into their "vector" in batches, showing progress on a
+        terminal (a long document takes a while on a CPU)."""
+        if self._embedder is None:
+            return  # _remember_events raises the clear error
+        show = len(items) > _PROGRESS_ITEMS_MIN and sys.stderr.isatty()
+        for start in range(0, len(items), _EMBED_BATCH):
+            batch = items[start : start + _EMBED_BATCH]
+            vectors = self._embed([item["text"] for item in batch])
+            for item, vec in zip(batch, vectors, strict=True):
+                item["vector"] = np.frombuffer(vec, dtype="<f4")
+            if show:
+                done = start + len(batch)
+                print(f"\ringest: embedded {done}/{len(items)} texts", end="", file=sys.stderr)
+        if show:
+            print(file=sys.stderr)
 
     def checkpoint(self) -> int:
         """Write a snapshot of the current state now; returns its seq."""

@@ -185,3 +185,38 @@ def test_builtin_embedder_chunks_in_word_pieces(db_path: Path):
             assert len(model.token_spans(db.get(mid).text)) <= 64
         assert len(doc.chunks) >= len(model.token_spans(DOC)) // 64
         assert np.isfinite(db.get(doc.chunks[0]).vector).all()
+
+
+_INGEST_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_api import HashEmbedder
+from mnemos import Mnemos
+with Mnemos.open({path!r}, embedder=HashEmbedder(dim=32)) as db:
+    doc = db.ingest_document("word " * 3000, chunk_size=20, overlap=2)
+    print(len(doc.chunks))
+"""
+
+
+def test_ingest_shows_progress_on_a_terminal_only(tmp_path: Path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    tests = str(Path(__file__).parent)
+    script = _INGEST_SCRIPT.format(tests=tests, path=str(tmp_path / "p.mem"))
+    piped = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert piped.stderr == "" and int(piped.stdout) > 64
+    leader, follower = pty.openpty()
+    script = _INGEST_SCRIPT.format(tests=tests, path=str(tmp_path / "q.mem"))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], stderr=follower, stdout=subprocess.PIPE, check=True
+    )
+    os.close(follower)
+    shown = os.read(leader, 65536).decode()
+    os.close(leader)
+    total = int(proc.stdout) + 1  # the chunks and the document's own memory
+    assert f"ingest: embedded 64/{total} texts" in shown and f"{total}/{total} texts" in shown
