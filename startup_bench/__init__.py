@@ -12,6 +12,8 @@ What it measures (DESIGN.md "Targets"):
 ``python -m startup_bench --ask-modes`` (or ``python -m startup_bench.ask_modes``) measures
 instead ``ask`` latency by retrieval mode (vector, lexical, hybrid, filtered, graph) at 10k
 and 100k memories, ``ask_many`` throughput and the first ask after open.
+``python -m startup_bench --embed`` (or ``python -m startup_bench.embed``) measures the
+built-in embedder: sentences/s by batch size and the cold first embedding.
 
 Seeded databases are kept in ``--dir`` and reused when they match, so reruns are fast.
 Only the standard library, numpy and mnemos are used.

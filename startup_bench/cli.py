@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m startup_bench",
         description="Mnemos open-time, replay, ask and write benchmarks (DESIGN.md Targets).",
         epilog="python -m startup_bench --ask-modes [options] runs the ask-by-retrieval-mode "
-        "benchmark instead (same as python -m startup_bench.ask_modes; see its --help).",
+        "benchmark instead (same as python -m startup_bench.ask_modes; see its --help), "
+        "python -m startup_bench --embed [options] the built-in embedder benchmark (same as "
+        "python -m startup_bench.embed).",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
@@ -149,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import ask_modes
 
         return ask_modes.main(argv[1:])
+    if argv[:1] == ["--embed"]:
+        from . import embed
+
+        return embed.main(argv[1:])
     args = _parser().parse_args(argv)
     if args.runs < 1:
         _parser().error("--runs must be at least 1")
