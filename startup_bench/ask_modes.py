@@ -48,7 +48,7 @@ from . import machine
 from .cli import _sizes
 from .report import _ms, _rate, _table
 from .seed import DIM, SEED, _files, clustered_vectors
-from .stats import BenchError, summarize
+from .stats import BenchError, add_json_option, progress, summarize
 
 DEFAULT_DIR = "/tmp/mnemos-bench/ask-modes"
 DEFAULT_SIZES = (10_000, 100_000)
@@ -449,18 +449,8 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_DIR,
         help=f"where seeded databases live and are reused (default {DEFAULT_DIR})",
     )
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="write the results as JSON to PATH, or with no PATH print JSON instead of Markdown",
-    )
+    add_json_option(p)
     return p
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
@@ -486,14 +476,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     }
     largest = max(args.sizes)
     for n in args.sizes:
-        seeded = seed(args.dir, n, _progress)
+        seeded = seed(args.dir, n, progress)
         results["seed"].append(seeded)
         with Mnemos.open(seeded["path"], embedder=None, readonly=True) as db:
             queries = make_queries(db, n, WARMUP + max(args.queries, BATCH_QUERIES * BATCH_REPEATS))
-            _progress(f"ask in {len(MODES)} modes on {n:,} memories ...")
+            progress(f"ask in {len(MODES)} modes on {n:,} memories ...")
             results["latency"] += latency(db, n, queries[: WARMUP + args.queries])
             for mode in BATCH_MODES:
-                _progress(f"{mode} ask_many on {n:,} memories ...")
+                progress(f"{mode} ask_many on {n:,} memories ...")
                 results["batch"].append(batch_throughput(db, n, mode, queries))
             if n == largest:
                 results["profile"] = {
@@ -504,7 +494,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 }
         if n == largest:
             for mode in MODES:
-                _progress(f"first {mode} ask after open, {n:,} memories ...")
+                progress(f"first {mode} ask after open, {n:,} memories ...")
                 results["first_ask"].append(first_ask(seeded["path"], n, mode, queries))
     results["machine"]["load_average_end"] = machine.load_average()
     return results

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import machine, measure, report
 from .seed import DIM, seed
-from .stats import BenchError
+from .stats import BenchError, add_json_option, progress
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)
@@ -73,18 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also cProfile one open of the largest size, with and without snapshot",
     )
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="write the results as JSON to PATH, or with no PATH print JSON instead of Markdown",
-    )
+    add_json_option(p)
     return p
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace, argv: list[str], root: str) -> dict[str, Any]:
@@ -107,11 +97,11 @@ def run(args: argparse.Namespace, argv: list[str], root: str) -> dict[str, Any]:
         "profiles": [],
     }
     results["machine"].update(measure.first_touch_ms_per_gib(args.runs))
-    _progress("timing imports ...")
+    progress("timing imports ...")
     for module in ("mnemos", "numpy"):
         results["import"].append(measure.import_times(module, args.runs))
     for n in sizes:
-        db = seed(root, n, log=_progress)
+        db = seed(root, n, log=progress)
         results["seed"].append(
             {
                 "memories": n,
@@ -121,7 +111,7 @@ def run(args: argparse.Namespace, argv: list[str], root: str) -> dict[str, Any]:
             }
         )
         for snapshot, path in ((True, db.snap_path), (False, db.log_path)):
-            _progress(f"open {n:,} memories, snapshot {'fresh' if snapshot else 'none'} ...")
+            progress(f"open {n:,} memories, snapshot {'fresh' if snapshot else 'none'} ...")
             results["open"].append(
                 measure.open_times(path, args.runs, memories=n, snapshot=snapshot, cold=args.cold)
             )
@@ -134,9 +124,9 @@ def run(args: argparse.Namespace, argv: list[str], root: str) -> dict[str, Any]:
                         "profile": measure.open_profile(path),
                     }
                 )
-        _progress(f"ask on {n:,} memories ...")
+        progress(f"ask on {n:,} memories ...")
         results["ask"].append(measure.ask_latency(db.snap_path, n))
-    _progress("write throughput ...")
+    progress("write throughput ...")
     results["write"] = measure.write_throughput(root)
     results["machine"]["load_average_end"] = machine.load_average()
     results["targets"] = report.check_targets(results)

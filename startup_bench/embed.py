@@ -42,7 +42,7 @@ import numpy as np
 from . import machine
 from .report import _ms, _rate, _table
 from .seed import SEED
-from .stats import BenchError, summarize
+from .stats import BenchError, add_json_option, progress, summarize
 
 BATCHES = (1, 32, 128)
 PASSES = 3  # timed passes per case, after one warm-up pass; the best counts
@@ -379,18 +379,8 @@ def _parser() -> argparse.ArgumentParser:
         default=PASSES,
         help=f"timed passes per throughput case, best counts (default {PASSES})",
     )
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="write the results as JSON to PATH, or with no PATH print JSON instead of Markdown",
-    )
+    add_json_option(p)
     return p
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace, argv: list[str], root: str) -> dict[str, Any]:
@@ -407,8 +397,8 @@ def run(args: argparse.Namespace, argv: list[str], root: str) -> dict[str, Any]:
         },
     }
     started = time.perf_counter()
-    results["cold"], cached_dir = cold(root, args.threads, args.runs, _progress)
-    _progress("lazy imports ...")
+    results["cold"], cached_dir = cold(root, args.threads, args.runs, progress)
+    progress("lazy imports ...")
     results["lazy"] = lazy_imports(root, args.runs, cached_dir)
 
     # In-process from here on, against the cache the cold runs filled (main() removes it).
@@ -440,7 +430,7 @@ def run(args: argparse.Namespace, argv: list[str], root: str) -> dict[str, Any]:
             "max_length": emb.max_length,
         }
     )
-    _progress(f"warm throughput, {1 + args.passes} passes of {2 * len(BATCHES)} cases ...")
+    progress(f"warm throughput, {1 + args.passes} passes of {2 * len(BATCHES)} cases ...")
     results["throughput"] = throughput(emb, sets, args.passes)
     results["runtime_s"] = time.perf_counter() - started
     results["machine"]["load_average_end"] = machine.load_average()

