@@ -13,3 +13,26 @@ def crc32(data: bytes | bytearray | memoryview, value: int = 0, /) -> int:
     The raw bytes are hashed without a copy and with the GIL released; a non-contiguous buffer
     raises ValueError. `value` must fit in 32 bits.
     """
+
+def encode_record(
+    salt: int,
+    seq: int,
+    prev_crc: int,
+    txn_index: int,
+    txn_count: int,
+    unsynced: int,
+    payload: bytes,
+    /,
+) -> tuple[bytes, int]:
+    """One log record's bytes and its CRC; equal to `mnemos.wal.encode_record_py`."""
+
+def scan_records(
+    data: bytes | memoryview, salt: int, seq: int, crc: int, /
+) -> tuple[bytes, int, int, int, str, int | None, str]:
+    """Scan record bytes as `mnemos.wal.scan_records_py` does, with the GIL released.
+
+    Returns (records, end, seq, crc, status, bad_offset, reason): `records` packs each
+    committed record as 32 bytes (seq u64, crc u32, 4 zero bytes, payload offset u64, payload
+    length u64, little-endian); offsets are into `data`; status is "clean", "torn" or
+    "corrupt".
+    """

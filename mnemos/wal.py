@@ -19,12 +19,13 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import format as fmt
-from ._native import crc32
+from ._native import _core, crc32
 from .errors import CorruptDatabaseError, StorageError
 from .storage import OSStorage, write_atomically
 
@@ -33,7 +34,7 @@ log = logging.getLogger("mnemos")
 _HEADER_TAIL = struct.Struct("<IQIIII")  # the record header after its CRC field
 
 
-def encode_record(
+def encode_record_py(
     salt: int,
     seq: int,
     prev_crc: int,
@@ -47,6 +48,12 @@ def encode_record(
     tail = _HEADER_TAIL.pack(len(payload), seq, prev_crc, txn_index, txn_count, unsynced)
     crc = crc32(payload, crc32(tail, salt))
     return crc.to_bytes(4, "little") + tail + payload, crc
+
+
+# The Rust codec when the extension is there (same bytes, same CRC; tests/test_wal_codec.py).
+encode_record: Callable[..., tuple[bytes, int]] = (
+    _core.encode_record if _core is not None else encode_record_py
+)
 
 
 def new_salt() -> int:
@@ -191,7 +198,44 @@ def _durable_record_after(buf: memoryview, start: int, salt: int, damaged_seq: i
 def scan_records(data: bytes | memoryview, base: int, salt: int, seq: int, crc: int) -> ScanResult:
     """Validate the records in ``data`` (which starts at file offset ``base`` of a segment
     with ``salt``), the first of which must have seq ``seq + 1`` and prev_crc ``crc`` and
-    start a transaction. Offsets returned are file offsets."""
+    start a transaction. Offsets returned are file offsets. The Rust scanner when the
+    extension is there, else ``scan_records_py``: the same answer for every input."""
+    if _core is None:
+        return scan_records_py(data, base, salt, seq, crc)
+    buf = memoryview(data)
+    packed, end, last_seq, last_crc, status, bad, reason = _core.scan_records(buf, salt, seq, crc)
+    entries = np.frombuffer(packed, dtype=_SCAN_ENTRY)
+    records = [
+        (s, c, buf[o : o + n])
+        for s, c, o, n in zip(
+            entries["seq"].tolist(),
+            entries["crc"].tolist(),
+            entries["offset"].tolist(),
+            entries["len"].tolist(),
+            strict=True,
+        )
+    ]
+    return ScanResult(
+        records=records,
+        end=base + end,
+        seq=last_seq,
+        crc=last_crc,
+        status=status,
+        bad_offset=None if bad is None else base + bad,
+        reason=reason,
+    )
+
+
+# One record in the Rust scanner's packed result (crates/mnemos-py/src/wal.rs).
+_SCAN_ENTRY = np.dtype(
+    [("seq", "<u8"), ("crc", "<u4"), ("_pad", "<u4"), ("offset", "<u8"), ("len", "<u8")]
+)
+
+
+def scan_records_py(
+    data: bytes | memoryview, base: int, salt: int, seq: int, crc: int
+) -> ScanResult:
+    """The Python reference of ``scan_records``."""
     buf = memoryview(data)
     n = len(buf)
     result = ScanResult(end=base, seq=seq, crc=crc)

@@ -2,10 +2,13 @@
 //! Python package. No PyO3 here; `crates/mnemos-py` is the thin binding that exposes this crate
 //! as `mnemos._core`.
 //!
-//! For now this is only the checksum. The crate will grow the WAL record codec and segment
-//! scanning, the vector kernels and the approximate-nearest-neighbour graph. Every public
-//! function has a Python reference (stdlib or numpy) in the `mnemos` package that returns the
-//! same results, and the test suite runs both (see DESIGN.md, `MNEMOS_BACKEND=python`).
+//! The checksum, the write-ahead-log record codec and segment scanner (`wal`) and the vector
+//! kernels (`kernels`). Every public function has a Python reference (stdlib or numpy) in the
+//! `mnemos` package that returns the same results, and the test suite runs both (see
+//! DESIGN.md, `MNEMOS_BACKEND=python`).
+
+pub mod kernels;
+pub mod wal;
 
 /// CRC-32 (IEEE 802.3 / ISO-HDLC: reflected polynomial 0xEDB88320, initial and final XOR
 /// 0xFFFFFFFF) of `data`, continuing from `initial`.

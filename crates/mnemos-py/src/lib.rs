@@ -5,6 +5,8 @@
 //! results; the typed surface is `mnemos/_core.pyi`.
 
 mod gil;
+mod kernels;
+mod wal;
 
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::PyValueError;
@@ -53,5 +55,7 @@ fn crc32(py: Python<'_>, data: &Bound<'_, PyAny>, value: u32) -> PyResult<u32> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(crc32, m)?)?;
+    kernels::register(m)?;
+    wal::register(m)?;
     Ok(())
 }

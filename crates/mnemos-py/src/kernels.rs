@@ -1,0 +1,7 @@
+//! Binding of `mnemos_core::kernels`.
+
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}
