@@ -30,6 +30,7 @@ fmt:
 
 test:
 	$(PYTHON) -m pytest
+	MNEMOS_BACKEND=python $(PYTHON) -m pytest
 	cargo test --workspace -q
 
 bench:
