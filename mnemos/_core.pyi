@@ -3,6 +3,11 @@
 Every function here has a pure-Python reference in the `mnemos` package with the same results.
 """
 
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
 # Any C-contiguous buffer works at run time (mmap, numpy arrays, ...); collections.abc.Buffer
@@ -36,3 +41,37 @@ def scan_records(
     length u64, little-endian); offsets are into `data`; status is "clean", "torn" or
     "corrupt".
     """
+
+# Vector kernels (crates/mnemos-core/src/kernels.rs), wrapped by mnemos/index/kernels.py.
+# Arrays are read in place: C-contiguous, native byte order, aligned, of the stated dtype, or
+# ValueError. `parts` are consecutive 2-d blocks of one matrix (rows numbered across them).
+# Results are little-endian bytes for numpy.frombuffer. The GIL is released for the scans.
+
+def candidates(
+    parts: Sequence[npt.NDArray[np.float32]],
+    norms: npt.NDArray[np.float32],
+    queries: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.bool_] | npt.NDArray[np.uint8] | None,
+    k: int,
+    margin: float,
+    /,
+) -> list[bytes]:
+    """Per query, the selected rows within `margin` of the k-th best float32 score
+    `dot(row, q) / norm`, ascending, as u32 bytes; all selected rows when k >= their count."""
+
+def quantize(matrix: npt.NDArray[np.float32], /) -> tuple[bytes, bytes]:
+    """(int8 codes, float32 scales) per row: scale = max|x| / 127, code = rint(x / scale)."""
+
+def search_int8(
+    codes: npt.NDArray[np.int8],
+    scales: npt.NDArray[np.float32],
+    parts: Sequence[npt.NDArray[np.float32]],
+    norms: npt.NDArray[np.float32],
+    queries: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.bool_] | npt.NDArray[np.uint8] | None,
+    k: int,
+    rescore: int,
+    /,
+) -> list[tuple[bytes, bytes]]:
+    """Per query, (u32 rows, float64 scores) of the best min(k, selected) rows, best first:
+    the best max(rescore, k) by int8 score, rescored exactly over the float32 parts."""

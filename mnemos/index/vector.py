@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .._native import _core
+from . import kernels
+
 _INITIAL_ROWS = 1024
 
 
@@ -214,9 +217,20 @@ class VectorIndex:
         if namespaces is not None and in_partitions < PARTITION_BELOW * n:
             parts = [self.partition(code) for code in sorted(namespaces)]
             rows = np.concatenate([r for r, _m in parts])
+            if _core is not None:  # the Rust scan over the partitions, as below
+                local = kernels.candidates(
+                    [m for _r, m in parts], norms[rows], units, mask[rows], k, RESCORE_MARGIN
+                )
+                return [self._rescore(rows[found], units[j], k) for j, found in enumerate(local)]
             approx = np.concatenate([m @ units.T.astype(np.float32) for _r, m in parts])
             approx /= norms[rows, None]
             approx[~mask[rows]] = -np.inf
+        elif _core is not None:
+            # The Rust scan skips masked rows inside the scan and returns each query's
+            # candidates (a superset of the numpy path's: kernels.candidates); the exact
+            # rescoring below then gives the same answer.
+            found_all = kernels.candidates(self.parts(), norms, units, mask, k, RESCORE_MARGIN)
+            return [self._rescore(found, units[j], k) for j, found in enumerate(found_all)]
         elif selected < GATHER_BELOW * n:
             # A selective filter (one namespace of many, a time range): scan only the
             # rows it lets through.
@@ -236,11 +250,15 @@ class VectorIndex:
                 found = rows[column >= kth - RESCORE_MARGIN]
             else:
                 found = rows[mask[rows]]
-            exact = cosine(self.take(found), units[j])
-            order = np.lexsort((found, -exact))
-            cut = exact[order[k - 1]]
-            results.append([(int(found[i]), float(exact[i])) for i in order if exact[i] >= cut])
+            results.append(self._rescore(found, units[j], k))
         return results
+
+    def _rescore(self, found: np.ndarray, unit: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The candidates scored exactly, best first, down to the k-th score (ties kept)."""
+        exact = cosine(self.take(found), unit)
+        order = np.lexsort((found, -exact))
+        cut = exact[order[k - 1]]
+        return [(int(found[i]), float(exact[i])) for i in order if exact[i] >= cut]
 
     def scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosine of ``query`` with each of ``rows``, as ``search`` computes it."""
