@@ -7,6 +7,7 @@
 //! `mnemos` package that returns the same results, and the test suite runs both (see
 //! DESIGN.md, `MNEMOS_BACKEND=python`).
 
+pub mod ann;
 pub mod kernels;
 pub mod wal;
 

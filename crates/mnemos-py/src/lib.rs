@@ -4,6 +4,7 @@
 //! objects. Each function here has a Python reference in the `mnemos` package with the same
 //! results; the typed surface is `mnemos/_core.pyi`.
 
+mod ann;
 mod gil;
 mod kernels;
 mod wal;
@@ -55,6 +56,7 @@ fn crc32(py: Python<'_>, data: &Bound<'_, PyAny>, value: u32) -> PyResult<u32> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(crc32, m)?)?;
+    ann::register(m)?;
     kernels::register(m)?;
     wal::register(m)?;
     Ok(())
