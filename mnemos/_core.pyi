@@ -1,6 +1,10 @@
 """Typed surface of the Rust extension module `mnemos._core` (crates/mnemos-py).
 
 Every function here has a pure-Python reference in the `mnemos` package with the same results.
+Errors are `mnemos.errors` classes (crates/mnemos-py/src/error.rs): a bad argument raises
+`InvalidInputError` (also a `ValueError`), damaged serialized bytes `CorruptDatabaseError`
+with the `offset` of the damage. An object without the buffer protocol, or an int that does
+not fit its parameter, raises PyO3's TypeError or OverflowError.
 """
 
 from collections.abc import Sequence
@@ -16,7 +20,7 @@ def crc32(data: bytes | bytearray | memoryview, value: int = 0, /) -> int:
     """CRC-32 of `data` continuing from `value`; equal to `zlib.crc32(data, value)`.
 
     The raw bytes are hashed without a copy and with the GIL released; a non-contiguous buffer
-    raises ValueError. `value` must fit in 32 bits.
+    raises InvalidInputError. `value` must fit in 32 bits.
     """
 
 def encode_record(
@@ -29,7 +33,10 @@ def encode_record(
     payload: bytes,
     /,
 ) -> tuple[bytes, int]:
-    """One log record's bytes and its CRC; equal to `mnemos.wal.encode_record_py`."""
+    """One log record's bytes and its CRC; equal to `mnemos.wal.encode_record_py`.
+
+    A payload of 4 GiB or more raises InvalidInputError.
+    """
 
 def scan_records(
     data: bytes | memoryview, salt: int, seq: int, crc: int, /
@@ -39,12 +46,13 @@ def scan_records(
     Returns (records, end, seq, crc, status, bad_offset, reason): `records` packs each
     committed record as 32 bytes (seq u64, crc u32, 4 zero bytes, payload offset u64, payload
     length u64, little-endian); offsets are into `data`; status is "clean", "torn" or
-    "corrupt".
+    "corrupt" (damage is reported in the result, never raised). A non-contiguous buffer raises
+    InvalidInputError.
     """
 
 # Vector kernels (crates/mnemos-core/src/kernels.rs), wrapped by mnemos/index/kernels.py.
 # Arrays are read in place: C-contiguous, native byte order, aligned, of the stated dtype, or
-# ValueError. `parts` are consecutive 2-d blocks of one matrix (rows numbered across them).
+# InvalidInputError; so are lengths that do not fit together. `parts` are consecutive 2-d blocks of one matrix (rows numbered across them).
 # Results are little-endian bytes for numpy.frombuffer. The GIL is released for the scans.
 
 def candidates(
@@ -78,7 +86,9 @@ def search_int8(
 
 # The deterministic HNSW index (crates/mnemos-core/src/ann.rs), wrapped by mnemos/index/ann.py.
 # Vectors are C-contiguous float32 buffers; a mask is one byte per row (nonzero: allowed).
-# Errors (bad shapes, damaged bytes, unknown rows) raise ValueError.
+# Bad arguments (shapes, values, rows already in or not in the index) raise InvalidInputError;
+# damaged bytes in `from_bytes` raise CorruptDatabaseError (`offset`: the first damaged byte;
+# `path`: None). A lock left poisoned by a panic raises MnemosError: rebuild the index.
 
 class HnswIndex:
     def __init__(
@@ -90,7 +100,8 @@ class HnswIndex:
         self, rows: Sequence[int], keys: Sequence[int], vectors: npt.NDArray[np.float32], /
     ) -> None: ...
     def delete(self, row: int, /) -> None:
-        """Tombstone ``row``: never returned, still used for routing."""
+        """Tombstone ``row``: never returned, still used for routing. InvalidInputError if
+        ``row`` has no live entry."""
     def renumber(self, kept: Sequence[int], /) -> None:
         """Keep only the live rows ``kept`` (ascending), renumbered 0.. in that order."""
     def search(
@@ -106,7 +117,8 @@ class HnswIndex:
     def serialized_len(self) -> int: ...
     def write_into(self, buffer: bytearray | memoryview, /) -> None: ...
     @staticmethod
-    def from_bytes(data: bytes | memoryview, /) -> HnswIndex: ...
+    def from_bytes(data: bytes | memoryview, /) -> HnswIndex:
+        """Load `to_bytes()` output, checking all of it; CorruptDatabaseError if damaged."""
     def __len__(self) -> int: ...
     def __contains__(self, row: int) -> bool: ...
     @property
@@ -121,5 +133,6 @@ class HnswIndex:
     def ef_construction(self) -> int: ...
     @property
     def ef_search(self) -> int: ...
-    def set_ef_search(self, ef: int) -> None: ...
+    @ef_search.setter
+    def ef_search(self, ef: int) -> None: ...
     def unreachable(self) -> int: ...

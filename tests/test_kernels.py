@@ -4,7 +4,8 @@ Candidates: the Rust rows contain the reference's, and exact rescoring of either
 same top-k (ids, order and scores) as ``VectorIndex.search``; for random, clustered and
 small-integer rows (exact ties), any mask, k beyond the rows, dim 1 and odd dims, matrices
 in several parts, one query or a batch. int8: the same codes, the same rows and scores,
-and recall@10 >= 0.95 on clustered 384-d rows. Bad arrays raise ValueError, never crash.
+and recall@10 >= 0.95 on clustered 384-d rows. Bad arrays raise InvalidInputError (a
+ValueError), from the wrapper and from the binding alike, never crash.
 """
 
 from __future__ import annotations
@@ -281,10 +282,10 @@ def test_the_wrapper_rejects_bad_k_and_margin():
 
 @needs_rust
 @pytest.mark.parametrize("call", bad_calls())
-def test_the_binding_rejects_bad_arrays_with_value_error(call):
+def test_the_binding_rejects_bad_arrays_with_invalid_input(call):
     parts, norms, units, mask, _words = call
     units32 = np.ascontiguousarray(units, dtype=np.float32)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInputError):
         _native._core.candidates(parts, norms, units32, mask, 5, RESCORE_MARGIN)
 
 
@@ -297,16 +298,16 @@ def test_the_binding_rejects_what_the_wrapper_would_never_pass():
     misaligned = np.frombuffer(raw, dtype=np.float32, count=rows.size, offset=1).reshape(20, 8)
     byteswapped = rows.astype(">f4")
     for parts, q in [([misaligned], units32), ([byteswapped], units32), ([rows], units)]:
-        with pytest.raises(ValueError):
+        with pytest.raises(InvalidInputError):
             core.candidates(parts, norms, q, mask, 5, RESCORE_MARGIN)
-    with pytest.raises(ValueError, match="margin"):
+    with pytest.raises(InvalidInputError, match="margin"):
         core.candidates([rows], norms, units32, mask, 5, -1.0)
-    with pytest.raises(ValueError, match="float32"):
+    with pytest.raises(InvalidInputError, match="float32"):
         core.quantize(rows.astype(np.float64))
     codes, scales = kernels.quantize(rows)
-    with pytest.raises(ValueError, match="int8"):
+    with pytest.raises(InvalidInputError, match="int8"):
         core.search_int8(codes.view(np.uint8), scales, [rows], norms, units32, mask, 5, 20)
-    with pytest.raises(ValueError, match="codes are"):
+    with pytest.raises(InvalidInputError, match="codes are"):
         core.search_int8(codes[:-1], scales, [rows], norms, units32, mask, 5, 20)
     with pytest.raises(TypeError):
         core.candidates([rows.tolist()], norms, units32, mask, 5, RESCORE_MARGIN)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import _native
-from ..errors import InvalidInputError, MnemosError
+from ..errors import CorruptDatabaseError, InvalidInputError, MnemosError
 
 __all__ = [
     "DEFAULT_EF_CONSTRUCTION",
@@ -120,21 +120,25 @@ class AnnIndex:
         for name, value in (("dim", dim), ("m", m), ("ef_construction", ef_construction)):
             _check_int(value, name, _ROW_MAX)
         _check_int(ef_search, "ef_search", _ROW_MAX)
-        try:
-            self._index = core.HnswIndex(dim, m, ef_construction, ef_search)
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
+        self._index = core.HnswIndex(dim, m, ef_construction, ef_search)
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> AnnIndex:
         """Load ``to_bytes()`` output, checking all of it (no re-insertion). Damaged or
-        truncated bytes raise ``InvalidInputError`` (a ``ValueError``) saying where."""
+        truncated bytes raise ``InvalidInputError`` (a ``ValueError``) saying where; its
+        ``__cause__`` is the binding's ``CorruptDatabaseError``, whose ``offset`` is that byte."""
         core = _core()
         self = cls.__new__(cls)
         try:
             self._index = core.HnswIndex.from_bytes(data)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError(str(exc)) from None
+        except CorruptDatabaseError as exc:
+            # Here the bytes are an argument, not a file: a caller that read them from one
+            # knows its path and raises CorruptDatabaseError itself.
+            raise InvalidInputError(str(exc)) from exc
+        except TypeError as exc:  # raised by PyO3: no buffer protocol
+            raise InvalidInputError(
+                f"data must be bytes, bytearray or memoryview ({exc})"
+            ) from None
         return self
 
     def to_bytes(self) -> bytes:
@@ -150,7 +154,7 @@ class AnnIndex:
     def write_into(self, buffer: bytearray | memoryview) -> None:
         """Write ``to_bytes()`` into a writable buffer of exactly ``serialized_len()`` bytes
         (say, a memoryview of the snapshot file's mapping), without an intermediate copy."""
-        self._call(self._index.write_into, buffer)
+        self._index.write_into(buffer)
 
     def insert(self, row: int, vector: object, key: int) -> None:
         """Add ``row`` with ``vector`` (``dim`` finite numbers, not all zero). ``row`` must
@@ -160,7 +164,7 @@ class AnnIndex:
         vec = _floats(vector, "vector")
         if vec.ndim != 1:
             raise InvalidInputError(f"vector must be one-dimensional; got shape {vec.shape}")
-        self._call(self._index.insert, row, key, vec)
+        self._index.insert(row, key, vec)
 
     def insert_many(self, rows: object, vectors: object, keys: object) -> None:
         """``insert`` of each (row, vector, key), in order: the same graph as one by one.
@@ -170,18 +174,18 @@ class AnnIndex:
         matrix = _floats(vectors, "vectors")
         if matrix.ndim != 2 and not (matrix.ndim == 1 and matrix.size == 0):
             raise InvalidInputError(f"vectors must be two-dimensional; got shape {matrix.shape}")
-        self._call(self._index.insert_batch, row_list, key_list, matrix)
+        self._index.insert_batch(row_list, key_list, matrix)
 
     def delete(self, row: int) -> None:
         """Mark ``row`` deleted: never returned again, still used for routing."""
         row = _check_int(row, "row", _ROW_MAX)
-        self._call(self._index.delete, row)
+        self._index.delete(row)
 
     def renumber(self, kept: object) -> None:
         """Follow the database's ``compact``: ``kept`` is the surviving old rows, ascending;
         old row ``kept[i]`` becomes row ``i``. Every live row must be kept. The graph is
         unchanged (deleted rows still route), so no rebuild is needed."""
-        self._call(self._index.renumber, _int_list(kept, "row", _ROW_MAX))
+        self._index.renumber(_int_list(kept, "row", _ROW_MAX))
 
     def search(
         self,
@@ -211,17 +215,8 @@ class AnnIndex:
         if ef is not None:
             ef = _check_int(ef, "ef", _ROW_MAX)
         threads = _check_int(threads, "threads", 1024)
-        found: list[list[tuple[int, float]]] = self._call(
-            self._index.search, q, k, ef, bits, threads
-        )
+        found: list[list[tuple[int, float]]] = self._index.search(q, k, ef, bits, threads)
         return found
-
-    def _call(self, method: Any, *args: Any) -> Any:
-        try:
-            return method(*args)
-        except (ValueError, KeyError) as exc:
-            message = exc.args[0] if exc.args else str(exc)
-            raise InvalidInputError(str(message)) from None
 
     def __len__(self) -> int:
         """Live rows."""
@@ -273,11 +268,7 @@ class AnnIndex:
 
     @ef_search.setter
     def ef_search(self, ef: int) -> None:
-        ef = _check_int(ef, "ef_search", _ROW_MAX)
-        try:
-            self._index.ef_search = ef
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
+        self._index.ef_search = _check_int(ef, "ef_search", _ROW_MAX)
 
     def unreachable(self) -> int:
         """Live rows a walk of the bottom layer from the entry point misses (still found by

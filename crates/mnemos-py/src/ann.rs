@@ -10,29 +10,12 @@
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use pyo3::buffer::PyUntypedBuffer;
-use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::error::Error;
 use crate::gil::without_gil;
-use mnemos_core::ann::{AnnError, Hit, Hnsw, Params};
-
-/// Every core error, mapped: an unknown row is a KeyError, anything else a ValueError.
-fn to_py(err: AnnError) -> PyErr {
-    match &err {
-        AnnError::RowNotLive(_) => PyKeyError::new_err(err.to_string()),
-        AnnError::Item { error, .. } if matches!(**error, AnnError::RowNotLive(_)) => {
-            PyKeyError::new_err(err.to_string())
-        }
-        AnnError::Invalid(_)
-        | AnnError::NotFinite { .. }
-        | AnnError::Zero
-        | AnnError::RowLive(_)
-        | AnnError::Full
-        | AnnError::Item { .. }
-        | AnnError::Corrupt { .. } => PyValueError::new_err(err.to_string()),
-    }
-}
+use mnemos_core::ann::{Hit, Hnsw, Params};
 
 const POISONED: &str =
     "the ANN index was left inconsistent by an earlier internal error; rebuild it";
@@ -56,27 +39,30 @@ impl Held {
         let buffer = PyUntypedBuffer::get(obj)?;
         let format = buffer.format().to_bytes();
         if buffer.item_size() != item_bytes || !formats.contains(&format) {
-            return Err(PyValueError::new_err(format!(
-                "{what} must be a buffer of {}; got format {:?}",
-                if item_bytes == 4 {
-                    "float32"
-                } else {
-                    "bool or uint8"
-                },
+            let (kind, dtype) = if item_bytes == 4 {
+                ("float32", "float32")
+            } else {
+                ("bool or uint8", "uint8")
+            };
+            return Err(Error::Arg(format!(
+                "{what} must be a buffer of {kind}; got format {:?}; pass \
+                 numpy.ascontiguousarray({what}, dtype=numpy.{dtype})",
                 String::from_utf8_lossy(format)
-            )));
+            ))
+            .into());
         }
         if !buffer.is_c_contiguous() {
-            return Err(PyValueError::new_err(format!(
+            return Err(Error::Arg(format!(
                 "{what} must be C-contiguous; pass numpy.ascontiguousarray({what})"
-            )));
+            ))
+            .into());
         }
         let ptr = buffer.buf_ptr() as usize;
         let items = buffer.item_count();
         if items > 0 && !ptr.is_multiple_of(item_bytes) {
-            return Err(PyValueError::new_err(format!(
-                "{what} is not aligned to its items; pass a copy"
-            )));
+            return Err(
+                Error::Arg(format!("{what} is not aligned to its items; pass a copy")).into(),
+            );
         }
         Ok(Held { buffer, ptr, items })
     }
@@ -141,21 +127,17 @@ pub struct HnswIndex {
 }
 
 impl HnswIndex {
-    fn read(&self) -> Result<RwLockReadGuard<'_, Hnsw>, AnnError> {
-        self.inner
-            .read()
-            .map_err(|_| AnnError::Invalid(POISONED.into()))
+    fn read(&self) -> Result<RwLockReadGuard<'_, Hnsw>, Error> {
+        self.inner.read().map_err(|_| Error::Poisoned(POISONED))
     }
 
-    fn write(&self) -> Result<RwLockWriteGuard<'_, Hnsw>, AnnError> {
-        self.inner
-            .write()
-            .map_err(|_| AnnError::Invalid(POISONED.into()))
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Hnsw>, Error> {
+        self.inner.write().map_err(|_| Error::Poisoned(POISONED))
     }
 
     /// Runs `f` on the shared index with the GIL released.
     fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&Hnsw) -> T + Send) -> PyResult<T> {
-        without_gil(py, || self.read().map(|index| f(&index))).map_err(to_py)
+        Ok(without_gil(py, || self.read().map(|index| f(&index)))?)
     }
 }
 
@@ -169,7 +151,7 @@ impl HnswIndex {
             ef_construction,
             ef_search,
         };
-        let index = Hnsw::new(dim, params).map_err(to_py)?;
+        let index = Hnsw::new(dim, params).map_err(Error::Ann)?;
         Ok(HnswIndex {
             inner: RwLock::new(index),
         })
@@ -189,10 +171,10 @@ impl HnswIndex {
         let done = without_gil(py, || {
             // SAFETY: `held` keeps the export alive until after this closure returns.
             let vector = unsafe { f32s(ptr, items) };
-            self.write()?.insert(row, key, vector)
+            self.write()?.insert(row, key, vector).map_err(Error::Ann)
         });
         held.buffer.release(py);
-        done.map_err(to_py)
+        Ok(done?)
     }
 
     /// Inserts `rows[i]` with `keys[i]` and row `i` of `vectors` (float32, rows × dim), in
@@ -210,22 +192,28 @@ impl HnswIndex {
         let done = without_gil(py, || {
             // SAFETY: `held` keeps the export alive until after this closure returns.
             let vectors = unsafe { f32s(ptr, items) };
-            self.write()?.insert_batch(&rows, &keys, vectors)
+            self.write()?
+                .insert_batch(&rows, &keys, vectors)
+                .map_err(Error::Ann)
         });
         held.buffer.release(py);
-        done.map_err(to_py)
+        Ok(done?)
     }
 
-    /// Marks `row` deleted; KeyError if it has no live entry.
+    /// Marks `row` deleted; InvalidInputError if it has no live entry.
     #[pyo3(signature = (row, /))]
     fn delete(&self, py: Python<'_>, row: u32) -> PyResult<()> {
-        without_gil(py, || self.write()?.delete(row)).map_err(to_py)
+        Ok(without_gil(py, || {
+            self.write()?.delete(row).map_err(Error::Ann)
+        })?)
     }
 
     /// Renumbers rows as the database's compact does: old row `kept[i]` becomes row `i`.
     #[pyo3(signature = (kept, /))]
     fn renumber(&self, py: Python<'_>, kept: Vec<u32>) -> PyResult<()> {
-        without_gil(py, || self.write()?.renumber(&kept)).map_err(to_py)
+        Ok(without_gil(py, || {
+            self.write()?.renumber(&kept).map_err(Error::Ann)
+        })?)
     }
 
     /// For each row of `queries` (float32, n × dim, or one vector), the best `k` live rows as
@@ -248,13 +236,15 @@ impl HnswIndex {
             // SAFETY: `queries` and `mask` keep their exports alive until after this closure.
             let q = unsafe { f32s(q_ptr, q_items) };
             let m = m.map(|(ptr, items)| unsafe { u8s(ptr, items) });
-            self.read()?.search_batch(q, k, ef, m, threads)
+            self.read()?
+                .search_batch(q, k, ef, m, threads)
+                .map_err(Error::Ann)
         });
         queries.buffer.release(py);
         if let Some(m) = mask {
             m.buffer.release(py);
         }
-        found.map_err(to_py)
+        Ok(found?)
     }
 
     /// The serialized index (`mnemos_core::ann`, "Serialized form"), written straight into the
@@ -269,13 +259,13 @@ impl HnswIndex {
                 without_gil(py, || {
                     let index = self.read()?;
                     if index.serialized_len() == buf.len() {
-                        index.write_into(buf)
+                        index.write_into(buf).map_err(Error::Ann)
                     } else {
                         resized = true; // an insert came between: measure again
                         Ok(())
                     }
                 })
-                .map_err(to_py)
+                .map_err(PyErr::from)
             })?;
             if !resized {
                 return Ok(bytes);
@@ -295,9 +285,11 @@ impl HnswIndex {
         let held = Held::get(buffer, "buffer", &[b"B", b"b", b"c", b"<B", b"=B"], 1)?;
         if held.buffer.readonly() {
             held.buffer.release(py);
-            return Err(PyValueError::new_err(
-                "write_into() needs a writable buffer",
-            ));
+            return Err(Error::Arg(
+                "write_into() needs a writable buffer; pass a bytearray or a writable memoryview"
+                    .into(),
+            )
+            .into());
         }
         let (ptr, items) = (held.ptr, held.items);
         let done = without_gil(py, || {
@@ -310,13 +302,14 @@ impl HnswIndex {
                 // to code that releases the GIL; the bytes are then unspecified.
                 unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, items) }
             };
-            self.read()?.write_into(out)
+            self.read()?.write_into(out).map_err(Error::Ann)
         });
         held.buffer.release(py);
-        done.map_err(to_py)
+        Ok(done?)
     }
 
-    /// Loads a serialized index, checking all of it; ValueError says where it is damaged.
+    /// Loads a serialized index, checking all of it; CorruptDatabaseError says where it is
+    /// damaged (its `offset`).
     #[staticmethod]
     #[pyo3(signature = (data, /))]
     fn from_bytes(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
@@ -328,7 +321,7 @@ impl HnswIndex {
         });
         held.buffer.release(py);
         Ok(HnswIndex {
-            inner: RwLock::new(loaded.map_err(to_py)?),
+            inner: RwLock::new(loaded.map_err(Error::Ann)?),
         })
     }
 
@@ -376,7 +369,9 @@ impl HnswIndex {
 
     #[setter]
     fn set_ef_search(&self, py: Python<'_>, ef: usize) -> PyResult<()> {
-        without_gil(py, || self.write()?.set_ef_search(ef)).map_err(to_py)
+        Ok(without_gil(py, || {
+            self.write()?.set_ef_search(ef).map_err(Error::Ann)
+        })?)
     }
 
     /// Live rows a walk of the bottom layer from the entry point does not reach.

@@ -2,20 +2,20 @@
 //!
 //! Arrays come in through the buffer protocol, without a copy: each must be C-contiguous, of
 //! the stated item type in native byte order, and aligned to it, or the call raises
-//! ValueError saying which argument is wrong and how to fix it. The scans run with the GIL
-//! released. Results go back as bytes (little-endian) that `mnemos/index/kernels.py` views
-//! with `numpy.frombuffer`.
+//! `InvalidInputError` (a `ValueError`; see error.rs) saying which argument is wrong and how
+//! to fix it. The scans run with the GIL released. Results go back as bytes (little-endian)
+//! that `mnemos/index/kernels.py` views with `numpy.frombuffer`.
 
 use std::ffi::CStr;
 use std::sync::OnceLock;
 
 use pyo3::buffer::PyUntypedBuffer;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::error::Error;
 use crate::gil::without_gil;
-use mnemos_core::kernels::{self, Matrix, ShapeError};
+use mnemos_core::kernels::{self, Matrix};
 
 /// The item types the kernels take.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,30 +77,34 @@ impl View {
             }
         });
         if !item.accepts(buffer.format()) || buffer.item_size() != item.size() {
-            return Err(PyValueError::new_err(format!(
+            return Err(Error::Arg(format!(
                 "{name} must be {}, not buffer format {:?}; {fix}",
                 item.dtype(),
                 buffer.format()
-            )));
+            ))
+            .into());
         }
         if buffer.dimensions() != ndim {
-            return Err(PyValueError::new_err(format!(
-                "{name} must be {ndim}-dimensional; it has {} dimensions",
+            return Err(Error::Arg(format!(
+                "{name} must be {ndim}-dimensional; it has {} dimensions: reshape it",
                 buffer.dimensions()
-            )));
+            ))
+            .into());
         }
         if !buffer.is_c_contiguous() {
-            return Err(PyValueError::new_err(format!(
+            return Err(Error::Arg(format!(
                 "{name} must be C-contiguous (no copy is made implicitly); {fix}"
-            )));
+            ))
+            .into());
         }
         let ptr = buffer.buf_ptr() as usize;
         let count = buffer.len_bytes() / item.size();
         if count > 0 && !ptr.is_multiple_of(item.size()) {
-            return Err(PyValueError::new_err(format!(
+            return Err(Error::Arg(format!(
                 "{name} is not aligned to {} bytes; pass a copy (numpy.array({name}))",
                 item.size()
-            )));
+            ))
+            .into());
         }
         let shape = buffer.shape().to_vec();
         Ok(View {
@@ -133,10 +137,6 @@ unsafe fn items<'a, T>(raw: (usize, usize)) -> &'a [T] {
     }
 }
 
-fn shape_error(e: ShapeError) -> PyErr {
-    PyValueError::new_err(e.to_string())
-}
-
 /// Threads a scan may use: all the process may run on (asked once; on Linux the answer reads
 /// the cgroup quota from files).
 fn threads() -> usize {
@@ -156,10 +156,11 @@ fn parts_views(
     for (i, part) in parts.iter().enumerate() {
         let view = View::new(part, &format!("{name}[{i}]"), item, 2)?;
         if view.shape[1] != dim {
-            return Err(PyValueError::new_err(format!(
+            return Err(Error::Arg(format!(
                 "{name}[{i}] has rows of {} values; the queries have {dim}",
                 view.shape[1]
-            )));
+            ))
+            .into());
         }
         views.push(view);
     }
@@ -219,7 +220,7 @@ fn candidates<'py>(
     });
     release_all(py, parts);
     release_all(py, [norms, queries].into_iter().chain(mask));
-    let found = found.map_err(shape_error)?;
+    let found = found.map_err(Error::Shape)?;
     Ok(found
         .iter()
         .map(|rows| {
@@ -246,7 +247,7 @@ fn quantize<'py>(
         kernels::quantize(values, dim)
     });
     view.release(py);
-    let (codes, scales) = result.map_err(shape_error)?;
+    let (codes, scales) = result.map_err(Error::Shape)?;
     let codes: Vec<u8> = codes.iter().flat_map(|c| c.to_le_bytes()).collect();
     let scales: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
     Ok((PyBytes::new(py, &codes), PyBytes::new(py, &scales)))
@@ -317,7 +318,7 @@ fn search_int8<'py>(
     release_all(py, codes);
     release_all(py, parts);
     release_all(py, [scales, norms, queries].into_iter().chain(mask));
-    let found = found.map_err(shape_error)?;
+    let found = found.map_err(Error::Shape)?;
     Ok(found
         .iter()
         .map(|hits| {

@@ -5,14 +5,15 @@
 //! results; the typed surface is `mnemos/_core.pyi`.
 
 mod ann;
+mod error;
 mod gil;
 mod kernels;
 mod wal;
 
 use pyo3::buffer::PyUntypedBuffer;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::error::Error;
 use crate::gil::without_gil;
 
 /// CRC-32 of `data`, continuing from `value`; the same result as `zlib.crc32(data, value)`.
@@ -28,9 +29,11 @@ fn crc32(py: Python<'_>, data: &Bound<'_, PyAny>, value: u32) -> PyResult<u32> {
     // TypeError here.
     let buffer = PyUntypedBuffer::get(data)?;
     if !buffer.is_c_contiguous() {
-        return Err(PyValueError::new_err(
-            "crc32() needs a C-contiguous buffer; pass bytes(data) or numpy.ascontiguousarray(data)",
-        ));
+        return Err(Error::Arg(
+            "crc32() needs a C-contiguous buffer; pass bytes(data) or numpy.ascontiguousarray(data)"
+                .into(),
+        )
+        .into());
     }
     let (ptr, len) = (buffer.buf_ptr() as usize, buffer.len_bytes());
     let crc = without_gil(py, move || {

@@ -1,10 +1,10 @@
 //! Binding of `mnemos_core::wal`: record encoding and segment scanning.
 
 use pyo3::buffer::PyUntypedBuffer;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::error::Error;
 use crate::gil::without_gil;
 use mnemos_core::wal;
 
@@ -23,9 +23,10 @@ fn encode_record<'py>(
     payload: &[u8],
 ) -> PyResult<(Bound<'py, PyBytes>, u32)> {
     if payload.len() > u32::MAX as usize {
-        return Err(PyValueError::new_err(
-            "a record payload must be under 4 GiB",
-        ));
+        return Err(Error::Arg(
+            "a record payload must be under 4 GiB; store less in one event".into(),
+        )
+        .into());
     }
     let mut out = Vec::new();
     let crc = wal::encode_record(
@@ -64,9 +65,10 @@ fn scan_records<'py>(
 ) -> PyResult<ScanTuple<'py>> {
     let buffer = PyUntypedBuffer::get(data)?;
     if !buffer.is_c_contiguous() {
-        return Err(PyValueError::new_err(
-            "scan_records() needs a C-contiguous buffer; pass bytes(data)",
-        ));
+        return Err(Error::Arg(
+            "scan_records() needs a C-contiguous buffer; pass bytes(data)".into(),
+        )
+        .into());
     }
     let (ptr, len) = (buffer.buf_ptr() as usize, buffer.len_bytes());
     let scan = without_gil(py, move || {
