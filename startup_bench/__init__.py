@@ -14,6 +14,9 @@ instead ``ask`` latency by retrieval mode (vector, lexical, hybrid, filtered, gr
 and 100k memories, ``ask_many`` throughput and the first ask after open.
 ``python -m startup_bench --embed`` (or ``python -m startup_bench.embed``) measures the
 built-in embedder: sentences/s by batch size and the cold first embedding.
+``python -m startup_bench --backends`` (or ``python -m startup_bench.backends``) sets the
+Rust core against the Python path: log replay and decode rates at 100k and 1M events,
+exact top-10 latency, int8 search memory, recall and latency.
 
 Seeded databases are kept in ``--dir`` and reused when they match, so reruns are fast.
 Only the standard library, numpy and mnemos are used.

@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="python -m startup_bench --ask-modes [options] runs the ask-by-retrieval-mode "
         "benchmark instead (same as python -m startup_bench.ask_modes; see its --help), "
         "python -m startup_bench --embed [options] the built-in embedder benchmark (same as "
-        "python -m startup_bench.embed).",
+        "python -m startup_bench.embed), python -m startup_bench --backends [options] the Rust "
+        "core against the Python path: replay and decode rates, exact and int8 search (same "
+        "as python -m startup_bench.backends).",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
@@ -145,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import embed
 
         return embed.main(argv[1:])
+    if argv[:1] == ["--backends"]:
+        from . import backends
+
+        return backends.main(argv[1:])
     args = _parser().parse_args(argv)
     if args.runs < 1:
         _parser().error("--runs must be at least 1")
