@@ -57,6 +57,9 @@ from .events import (
     now_micros,
     to_micros,
 )
+from .index.ann import BACKGROUND_CHUNK as ANN_BACKGROUND_CHUNK
+from .index.ann import GraphBuilder
+from .index.ann import available as ann_available
 from .snapshot import SnapshotError, SnapshotInfo, load_snapshot, write_snapshot
 from .state import State
 from .state import Version as VersionTuple
@@ -117,6 +120,7 @@ class Mnemos:
         log_retention: str = "keep",
         segment_bytes: int = 64 * 1024 * 1024,
         sync_interval_ms: float = 50.0,
+        ann_background: bool = True,
     ) -> Mnemos:
         """Open (or create) the database at ``path``.
 
@@ -126,6 +130,8 @@ class Mnemos:
         log segments that a snapshot covers (history and as-of reads need them),
         "delete" removes them. A snapshot is written automatically after
         ``snapshot_every_events`` events or ``snapshot_every_bytes`` bytes of log.
+        ``ann_background``: bring the approximate index up to date on a background
+        thread (else the first approximate ask after writes does it); answers are the same.
         """
         return cls(
             os.fspath(path),
@@ -140,6 +146,7 @@ class Mnemos:
             log_retention=log_retention,
             segment_bytes=segment_bytes,
             sync_interval_ms=sync_interval_ms,
+            ann_background=ann_background,
         )
 
     def __init__(
@@ -157,6 +164,7 @@ class Mnemos:
         log_retention: str,
         segment_bytes: int,
         sync_interval_ms: float,
+        ann_background: bool = True,
     ):
         if durability not in DURABILITIES:
             raise InvalidInputError(
@@ -208,6 +216,10 @@ class Mnemos:
         self._last_snapshot_seq = 0
         self._last_snapshot_bytes = 0
         self._open_stats: dict[str, Any] = {}
+        if not isinstance(ann_background, bool):
+            raise InvalidInputError(f"ann_background must be True or False; got {ann_background!r}")
+        self._ann_background = ann_background and ann_available()
+        self._builder: GraphBuilder | None = None
         _OPEN_HANDLES.add(self)
         try:
             self._prepare_directory(create, dim)
@@ -225,6 +237,25 @@ class Mnemos:
         except BaseException:
             self._release()
             raise
+        self._wake_builder()
+
+    def _wake_builder(self) -> None:
+        """Start or wake the background ANN builder if the queue has work."""
+        ann = self._state.ann
+        if not self._ann_background or ann is None or not ann.pending:
+            return
+        if self._builder is None:
+            self._builder = GraphBuilder(self._ann_step)
+        self._builder.wake()
+
+    def _ann_step(self) -> bool:
+        """One chunk of the background build; whether more is queued."""
+        with self._lock:
+            ann = self._state.ann
+            if self._closed or ann is None or not ann.pending:
+                return False
+            ann.advance(self._state.vectors, ANN_BACKGROUND_CHUNK)
+            return ann.pending > 0
 
     def _prepare_directory(self, create: bool, dim: int | None) -> None:
         """Take the writer lock and make sure ``path`` is a database (creating it)."""
@@ -509,6 +540,9 @@ class Mnemos:
 
     def close(self) -> None:
         """Sync (unless durability="off") and release the lock. Safe to call twice."""
+        builder, self._builder = self._builder, None
+        if builder is not None:  # outside the lock: its chunk in progress takes the lock
+            builder.stop()
         with self._lock:
             if self._closed:
                 return
@@ -579,6 +613,7 @@ class Mnemos:
         self._events_since_snapshot += len(payloads)
         self._bytes_since_snapshot += size + fmt.RECORD_HEADER_BYTES * len(payloads)
         self._maybe_checkpoint()
+        self._wake_builder()
         return first
 
     def _maybe_checkpoint(self) -> None:
@@ -1215,9 +1250,6 @@ class Mnemos:
         vectors: list[Any] | None,
         params: dict[str, Any],
     ) -> list[list[Hit]]:
-        exact = params.pop("exact")
-        if not isinstance(exact, bool):
-            raise InvalidInputError(f"exact must be True or False; got {exact!r}")
         with self._lock:
             self._check_open()
             s = self._state
@@ -1289,6 +1321,7 @@ class Mnemos:
                 "backend": backend(),
                 "embedder": s.embedder,
                 "embedding_cache": None if self._embedder is None else self._embedder.stats(),
+                "ann": None if s.ann is None else s.ann.stats(),
                 "open": dict(self._open_stats),
             }
 
@@ -1313,8 +1346,10 @@ class Mnemos:
                     raise
                 # The writer compacted or pruned past us: start again from its snapshot.
                 self._state, _tail = self._recover()
+                self._wake_builder()
                 return self._state.seq - before
             self._apply_records(self._state, records, self._wal_dir)
+            self._wake_builder()
             return self._state.seq - before
 
 

@@ -83,6 +83,7 @@ class AskParams:
     fusion: str = "weighted"
     kind_weights: Mapping[str, float] = field(default_factory=dict)
     explain: bool = False
+    exact: bool = False
 
 
 @dataclass
@@ -105,6 +106,7 @@ def resolve(
     fusion: object,
     kind_weights: object,
     explain: object,
+    exact: object,
     now: int,
     top_k_max: int,
 ) -> AskParams:
@@ -113,7 +115,7 @@ def resolve(
         raise InvalidInputError(f"top_k must be an int from 1 to {top_k_max}; got {top_k!r}")
     if fusion not in FUSIONS:
         raise InvalidInputError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
-    for name, flag in (("use_graph", use_graph), ("explain", explain)):
+    for name, flag in (("use_graph", use_graph), ("explain", explain), ("exact", exact)):
         if not isinstance(flag, bool):
             raise InvalidInputError(f"{name} must be True or False; got {flag!r}")
     if where is not None:
@@ -133,6 +135,7 @@ def resolve(
         fusion=str(fusion),
         kind_weights=_kind_weights(kind_weights),
         explain=explain,  # type: ignore[arg-type]
+        exact=exact,  # type: ignore[arg-type]
     )
 
 
@@ -273,7 +276,7 @@ def rank(
         for start in range(0, len(with_vectors), QUERY_BLOCK):
             block = with_vectors[start : start + QUERY_BLOCK]
             matrix = np.stack([np.asarray(queries[i][1]) for i in block])
-            found_all = state.vectors.search(matrix, pool, mask, codes)
+            found_all = state.vector_search(matrix, pool, mask, codes, exact=p.exact)
             for i, found in zip(block, found_all, strict=True):
                 vector_pools[i] = found
     lexical = state.lexical_index() if any(t is not None for t, _v in queries) else None

@@ -24,6 +24,7 @@ import zstandard
 
 from . import format as fmt
 from ._native import crc32
+from .index.ann import ANN_ROWS_MIN, AnnState
 from .index.graph import GraphIndex
 from .index.lexical import LexicalIndex
 from .index.vector import VectorIndex
@@ -31,6 +32,7 @@ from .state import State
 from .storage import OSStorage, write_atomically
 
 _ZSTD_LEVEL = 3
+_BACKGROUND_CRC_BYTES = 1 << 20
 
 
 class SnapshotError(Exception):
@@ -123,6 +125,9 @@ def write_snapshot(storage: OSStorage, snap_dir: str, state: State, last_crc: in
     live = np.frombuffer(state.dseqs, dtype=np.int64, count=rows) == 0
     lexical = [memoryview(p) for p in state.lexical_index().encode(rows, live)]
     sections.append((fmt.SECTION_LEXICAL, fmt.CODEC_RAW, lexical, sum(map(len, lexical))))
+    graph = [AnnState.inactive_section()] if state.ann is None else state.ann.encode()
+    pieces = [memoryview(p).cast("B") for p in graph if len(p)]
+    sections.append((fmt.SECTION_ANN, fmt.CODEC_RAW, pieces, sum(map(len, pieces))))
 
     table_end = fmt.SNAP_HEADER_BYTES + fmt.SNAP_SECTION_BYTES * len(sections)
     offset = _align(table_end)
@@ -203,21 +208,23 @@ def load_snapshot(path: str) -> tuple[State, int]:
             raise SnapshotError(f"section {kind} runs past the end of the file")
         by_kind[kind] = (codec, data[offset : offset + stored], raw)
         checks.append((kind, by_kind[kind][1], scrc))
-    # The big VECTORS checksum runs beside the STATE decoding (the CRC releases the GIL).
-    checks.sort(key=lambda check: len(check[1]))
-    largest = checks.pop()
-    largest_crc: list[int] = []
-    worker = threading.Thread(target=lambda: largest_crc.append(crc32(largest[1])))
+    # The big checksums (VECTORS, ANN) run beside the STATE decoding (the CRC releases
+    # the GIL); the small ones here.
+    big = [check for check in checks if len(check[1]) >= _BACKGROUND_CRC_BYTES]
+    failed: list[int] = []
+    worker = threading.Thread(
+        target=lambda: failed.extend(kind for kind, sec, scrc in big if crc32(sec) != scrc)
+    )
     worker.start()
     try:
         for kind, section, scrc in checks:
-            if crc32(section) != scrc:
+            if len(section) < _BACKGROUND_CRC_BYTES and crc32(section) != scrc:
                 raise SnapshotError(f"section {kind} checksum mismatch")
         state, m = _decode_state(by_kind, seq)
     finally:
         worker.join()
-    if largest_crc != [largest[2]]:
-        raise SnapshotError(f"section {largest[0]} checksum mismatch")
+    if failed:
+        raise SnapshotError(f"section {failed[0]} checksum mismatch")
     rows = m["rows"]
     if rows:
         if not state.dim:
@@ -226,7 +233,25 @@ def load_snapshot(path: str) -> tuple[State, int]:
         norms = _raw_rows(by_kind, fmt.SECTION_NORMS, rows, 1).reshape(rows)
         state.vectors = _index(m, base, norms, rows)
     state.lexical = _lexical(by_kind, rows)
+    state.ann = _ann(by_kind, state)
     return state, last_crc
+
+
+def _ann(by_kind: dict[int, tuple[int, memoryview, int]], state: State) -> AnnState | None:
+    """The stored approximate index. A snapshot written before the ANN section existed
+    starts the graph over its live rows if they are enough (FORMAT.md "ANN section")."""
+    if fmt.SECTION_ANN not in by_kind:
+        if state.live >= ANN_ROWS_MIN and state.vectors is not None:
+            state.ann = AnnState(state.vectors.dim)
+            state._ann_rebuild()
+        return state.ann
+    codec, section, _raw = by_kind[fmt.SECTION_ANN]
+    if codec != fmt.CODEC_RAW:
+        raise SnapshotError("ANN section has the wrong codec")
+    try:
+        return AnnState.decode(section, len(state.ids))
+    except ValueError as exc:
+        raise SnapshotError(str(exc)) from exc
 
 
 def _lexical(by_kind: dict[int, tuple[int, memoryview, int]], rows: int) -> LexicalIndex:

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import format as fmt
 from .events import decode_meta, pack_meta
+from .index import ann
 from .index.graph import GraphIndex
 from .index.lexical import LexicalIndex
 from .index.temporal import TemporalIndex
@@ -61,6 +62,8 @@ class State:
         self.ns_live: dict[str, int] = {}
         self.live = 0
         self.vectors: VectorIndex | None = None
+        # The approximate index: None until the live memories first reach ANN_ROWS_MIN.
+        self.ann: ann.AnnState | None = None
         self.graph = GraphIndex()
         self.lexical = LexicalIndex()
         self.temporal = TemporalIndex()
@@ -100,6 +103,37 @@ class State:
             live = np.frombuffer(self.dseqs, dtype=np.int64, count=n) == 0
             self.temporal.build(tss, live)
         return self.temporal
+
+    def vector_search(
+        self,
+        queries: np.ndarray,
+        top_k: int,
+        mask: np.ndarray,
+        namespaces: list[int] | None = None,
+        *,
+        exact: bool = False,
+    ) -> list[list[tuple[int, float]]]:
+        """``VectorIndex.search``, through the approximate index when it is worth it: the
+        graph has started, the Rust extension is in use, ``exact`` is false, and the mask
+        lets through at least ``ANN_ROWS_MIN`` rows and ``EXACT_MASK_BELOW`` of them. The
+        graph's candidates are rescored exactly, so a row's score does not depend on the
+        path that found it."""
+        vectors = self.vectors
+        assert vectors is not None
+        if not exact and self.ann is not None and ann.available():
+            n = vectors.n
+            selected = int(np.count_nonzero(mask[:n]))
+            if selected >= ann.ANN_ROWS_MIN and selected >= ann.EXACT_MASK_BELOW * n:
+                graph = self.ann.ready(vectors)
+                wide = np.asarray(queries, dtype=np.float64)
+                units = wide / np.sqrt(np.square(wide).sum(axis=1, keepdims=True))
+                ef = max(graph.ef_search, top_k)
+                found_all = graph.search(units.astype(np.float32), top_k, mask[:n], ef)
+                return [
+                    vectors.rescore(np.asarray([row for row, _ in found], dtype=np.int64), unit)
+                    for found, unit in zip(found_all, units, strict=True)
+                ]
+        return vectors.search(queries, top_k, mask, namespaces)
 
     def vector(self, row: int) -> np.ndarray:
         assert self.vectors is not None
@@ -189,11 +223,18 @@ class State:
             self.vops[row] = "remember"
             self.vseqs[row], self.vats[row] = seq, at
             self.dseqs[row] = self.dats[row] = 0
+            if self.ann is not None:
+                self.ann.keep_vector(row, self.vectors.row(row))
             self.vectors.set(row, vec, self.ns_code(ns), KIND_CODE[kind])
         self.lexical.touch(row)
         self.temporal.add(e["ts"], row)
         self.live += 1
         self.ns_live[ns] = self.ns_live.get(ns, 0) + 1
+        if self.ann is not None:
+            self.ann.insert(row, ann.ann_key(mid, seq))
+        elif self.live >= ann.ANN_ROWS_MIN:
+            self.ann = ann.AnnState(len(vec))
+            self._ann_rebuild()
 
     def _tombstone(self, row: int) -> Version:
         v = self.version_of(row)
@@ -213,10 +254,17 @@ class State:
         if "vec" in e:
             assert self.vectors is not None
             vec = np.frombuffer(e["vec"], dtype="<f4")
+            if self.ann is not None:
+                self.ann.keep_vector(row, self.vectors.row(row))
             self.vectors.set(row, vec, self.vectors.ns[row], self.vectors.kind[row])
         self.vers[row] += 1
         self.vops[row] = "update"
         self.vseqs[row], self.vats[row] = seq, e["at"]
+        if "vec" in e and self.ann is not None:
+            if self.ann.delete(row):
+                self._ann_rebuild()
+            else:
+                self.ann.insert(row, ann.ann_key(mid, seq))
 
     def _forget(self, seq: int, e: dict[str, Any]) -> None:
         mid = e["id"]
@@ -232,6 +280,15 @@ class State:
         if not self.ns_live[ns]:
             del self.ns_live[ns]
         self.graph.drop_node(mid)
+        if self.ann is not None and self.ann.delete(row):
+            self._ann_rebuild()
+
+    def _ann_rebuild(self) -> None:
+        """Start the graph afresh over the live rows, in row order (see ``AnnState``)."""
+        assert self.ann is not None
+        n = len(self.ids)
+        rows = np.flatnonzero(np.frombuffer(self.dseqs, dtype=np.int64, count=n) == 0).tolist()
+        self.ann.rebuild(rows, [ann.ann_key(self.ids[r], self.vseqs[r]) for r in rows])
 
     def _connect(self, seq: int, e: dict[str, Any]) -> None:
         self.graph.add(e["a"], e["b"], e["rel"], float(e["w"]))
@@ -244,6 +301,9 @@ class State:
         keep = e["keep"]
         kept = [row for row in range(len(self.ids)) if not self.dseqs[row]]
         if len(kept) != len(self.ids):
+            if self.ann is not None:
+                assert self.vectors is not None
+                self.ann.renumber(np.asarray(kept, dtype=np.int64), self.vectors.row)
             self.lexical_index().remap(np.asarray(kept, dtype=np.int64))
             self.temporal.reset()
             self._meta_cache.clear()

@@ -60,6 +60,49 @@ def test_lexical_section_golden_reads_as_stored_and_matches_a_rebuild():
         assert new.ask("green tea", top_k=1)[0].id == "m2"
 
 
+def test_ann_section_golden_reads_as_stored_and_continues_the_same_graph(tmp_path, monkeypatch):
+    """v1-ann.mem's newer snapshot holds a started graph, operations queued after it and a
+    vector an insert kept: it decodes and encodes back to the same bytes, and (on the Rust
+    backend) the graph it continues is the one a fresh run of the same events builds."""
+    from mnemos.index import ann
+    from mnemos.snapshot import load_snapshot
+
+    golden = DATA / "v1-ann.mem"
+    older, newer = sorted((golden / "snapshots").iterdir())
+    for snap in (older, newer):
+        assert fmt.SECTION_ANN in _section_kinds(snap)
+    for snap in (DATA / "v1-lexical.mem" / "snapshots").iterdir():
+        assert fmt.SECTION_ANN not in _section_kinds(snap)
+    assert load_snapshot(str(older))[0].ann is None  # 5 memories: not started
+    state, _crc = load_snapshot(str(newer))
+    stored = state.ann
+    assert stored is not None and stored.pending > 0 and stored._saved
+    assert stored._graph_bytes is not None
+    with open(newer, "rb") as f:
+        _seq, _crc, sections = read_snapshot_header(f)
+        (offset, size) = next((o, n) for k, _c, o, n, _r, _x in sections if k == fmt.SECTION_ANN)
+        f.seek(offset)
+        raw = f.read(size)
+    assert b"".join(bytes(p) for p in stored.encode()) == raw
+
+    maker = _load_maker()
+    monkeypatch.setattr(ann, "ANN_ROWS_MIN", maker.ANN_GOLDEN_ROWS)
+    digest = maker.build(tmp_path / "fresh.mem", ann=True)
+    assert digest == (DATA / "v1-ann.state_hash").read_text().strip()
+    assert _records(tmp_path / "fresh.mem" / "wal") == _records(golden / "wal")
+    if ann.available():
+        with (
+            Mnemos.open(golden, embedder=None, readonly=True) as old,
+            Mnemos.open(tmp_path / "fresh.mem", embedder=None, readonly=True) as new,
+        ):
+            graphs = [db._state.ann.ready(db._state.vectors).to_bytes() for db in (old, new)]
+            assert graphs[0] == graphs[1]
+            query = maker.vector(9)
+            assert [h.id for h in old.ask(vector=query, top_k=5)] == [
+                h.id for h in new.ask(vector=query, top_k=5)
+            ]
+
+
 @pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.name)
 @pytest.mark.parametrize("readonly", [True, False])
 def test_golden_database_opens_to_its_recorded_state(golden: Path, readonly: bool, tmp_path):

@@ -23,6 +23,13 @@ live rows, searches visit about twice the nodes for the same recall.
 from __future__ import annotations
 
 import hashlib
+import logging
+import struct
+import threading
+import time
+import weakref
+from array import array
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +44,7 @@ __all__ = [
     "ANN_ROWS_MIN",
     "EXACT_MASK_BELOW",
     "AnnIndex",
+    "AnnState",
     "ann_key",
     "available",
 ]
@@ -48,12 +56,19 @@ DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_EF_SEARCH = 64
 
-# Proposed for VectorIndex.search: use the ANN index from this many live rows (below it the
-# exact scan is already well under a millisecond), unless the caller passes exact=True.
+# The graph starts at the event that first brings the live memories to this many (below it
+# the exact scan takes about a millisecond), and a search uses it when its filters let
+# through at least this many rows, unless the caller passes exact=True (FORMAT.md "ANN
+# section": part of the format, since the graph is a function of the log).
 ANN_ROWS_MIN = 20_000
 # A mask letting through less than this share of the rows makes the graph search wander
 # (it counts only allowed rows toward its results): scan the allowed rows exactly instead.
 EXACT_MASK_BELOW = 0.05
+
+# Inserts gathered into one insert_many call while flushing (bounds the gathered copy).
+_FLUSH_CHUNK = 4096
+
+log = logging.getLogger("mnemos")
 
 _ROW_MAX = 2**32 - 1
 _KEY_MAX = 2**64 - 1
@@ -281,3 +296,362 @@ class AnnIndex:
             f"AnnIndex(dim={self.dim}, m={self.m}, ef_construction={self.ef_construction}, "
             f"ef_search={self.ef_search}, live={len(self)}, deleted={self.deleted})"
         )
+
+
+# -- the index as derived database state ---------------------------------------------------
+
+# Operations the background builder applies per hold of the database lock: about 0.1 s of
+# inserts at 100k rows, so a waiting ask or write is not held up for long.
+BACKGROUND_CHUNK = 256
+
+
+class GraphBuilder:
+    """A daemon thread that works off a database's ANN queue while the program does
+    something else, so a search finds the graph (nearly) up to date. ``step()`` applies
+    one chunk under the database lock and says whether more is queued; the thread holds
+    ``step`` weakly, so a dropped handle ends it. When ran does not change the graph."""
+
+    def __init__(self, step: Callable[[], bool]):
+        self._step = weakref.WeakMethod(step)
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="mnemos-ann", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop after the chunk in progress. Call without holding the database lock."""
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            if not self._wake.wait(timeout=1.0):
+                if self._step() is None:  # the handle is gone
+                    return
+                continue
+            self._wake.clear()
+            while not self._stopped:
+                step = self._step()
+                if step is None:
+                    return
+                try:
+                    more = step()
+                except Exception as exc:  # the next search raises it where it can be seen
+                    log.warning("building the ANN index in the background failed: %s", exc)
+                    return
+                del step
+                if not more:
+                    break
+                time.sleep(0.001)  # let a waiting ask or write take the lock
+
+
+# Operation codes of AnnState's pending list (FORMAT.md "ANN section").
+OP_INSERT = 0
+OP_DELETE = 1
+OP_RENUMBER = 2
+
+# The ANN snapshot section's fixed header (FORMAT.md "ANN section"): version, active,
+# live nodes, deleted nodes, graph bytes, operations, saved vectors, kept rows, dim, 0.
+SECTION_HEADER = struct.Struct("<IIQQQQQQII")
+SECTION_VERSION = 1
+
+
+class AnnState:
+    """The database's HNSW graph as derived state: a function of the log alone.
+
+    The state machine reports every change to the set of vectors (``insert``, ``delete``,
+    ``renumber``, ``rebuild``) in event order, and this class queues it as an operation,
+    cheaply and on both backends. ``advance`` (Rust only) applies queued operations to the
+    graph in order, some at a time (a background thread) or all (``ready``, before an
+    approximate search). A graph depends only on the sequence of its operations, never on
+    how they are batched, so the graph a search sees is the same whenever and however often
+    the queue was worked off: the same events give the same graph, live, after reopen,
+    after a replay, and whatever the snapshot timing.
+
+    The graph starts at the event that first brings the live memories to ``ANN_ROWS_MIN``,
+    with every live row in row order, and starts afresh (``rebuild``) whenever its
+    tombstones reach its live nodes. A queued insert reads its vector from the database's
+    matrix when applied; if that row's vector is about to change first (an update with a
+    new vector, a forgotten id remembered again, a compaction that drops or moves the row)
+    the state machine calls ``keep_vector`` so the insert keeps the vector it had. Both the
+    graph and the queue are stored in snapshots (FORMAT.md "ANN section").
+
+    Operations have absolute numbers: the queue holds ``_first ..`` and the first
+    ``_done`` of them are applied, so a number below ``_first + _done`` is applied.
+    """
+
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.live_nodes = 0
+        self.deleted_nodes = 0
+        self._graph: AnnIndex | None = None
+        self._graph_bytes: memoryview | None = None  # a snapshot's graph, loaded at first use
+        self._first = 0
+        self._done = 0
+        self._kinds = array("B")
+        self._clear()
+        self._row_op = array("q")  # row -> its queued insert still reading the matrix, or -1
+
+    def _clear(self) -> None:
+        self._first += len(self._kinds)
+        self._done = 0
+        self._kinds = array("B")
+        self._rows = array("I")  # insert/delete: the row; renumber: len(kept)
+        self._keys = array("Q")
+        self._vector_rows = array("q")  # insert: the row holding its vector now, or -1
+        self._saved: dict[int, np.ndarray] = {}  # queue index -> the vector an insert keeps
+        self._kept: dict[int, np.ndarray] = {}  # queue index -> a renumber's surviving rows
+
+    @property
+    def pending(self) -> int:
+        """Operations queued and not yet applied to the graph."""
+        return len(self._kinds) - self._done
+
+    def stats(self) -> dict[str, int]:
+        """Live nodes, tombstones and queued operations, for ``Mnemos.stats()``."""
+        return {"live": self.live_nodes, "deleted": self.deleted_nodes, "pending": self.pending}
+
+    # -- queueing (called by the state machine, in event order) ------------------------
+
+    def insert(self, row: int, key: int) -> None:
+        self._push(OP_INSERT, row, key, row)
+        while len(self._row_op) <= row:
+            self._row_op.append(-1)
+        self._row_op[row] = self._first + len(self._kinds) - 1
+        self.live_nodes += 1
+
+    def delete(self, row: int) -> bool:
+        """Queue the delete; True if the graph then has as many tombstones as live nodes,
+        and the caller must ``rebuild``."""
+        self._push(OP_DELETE, row, 0, -1)
+        self.live_nodes -= 1
+        self.deleted_nodes += 1
+        return self.deleted_nodes >= self.live_nodes
+
+    def _queued_insert(self, row: int) -> int:
+        """The index in the queue of ``row``'s unapplied insert that reads the matrix, or -1."""
+        if row < len(self._row_op):
+            index = self._row_op[row] - self._first
+            if index >= self._done:
+                return index
+        return -1
+
+    def keep_vector(self, row: int, vector: np.ndarray) -> None:
+        """``row``'s vector (``vector``, its current value) is about to change or move: a
+        queued insert that still reads it from the matrix keeps a copy instead."""
+        index = self._queued_insert(row)
+        if index >= 0:
+            self._saved[index] = np.array(vector, dtype=np.float32)
+            self._vector_rows[index] = -1
+        if row < len(self._row_op):
+            self._row_op[row] = -1
+
+    def renumber(self, kept: np.ndarray, vector: Any) -> None:
+        """The database kept only rows ``kept`` (ascending), renumbered from 0.
+        ``vector(row)`` is a row's current vector (read before the matrix changes)."""
+        total = max(len(self._row_op), int(kept[-1]) + 1 if len(kept) else 0)
+        queued = np.full(total, -1, dtype=np.int64)
+        queued[: len(self._row_op)] = np.frombuffer(self._row_op, dtype=np.int64) - self._first
+        queued[queued < self._done] = -1
+        dropped = np.ones(total, dtype=bool)
+        dropped[kept] = False
+        for row in np.flatnonzero(dropped & (queued >= 0)).tolist():
+            self.keep_vector(row, vector(row))
+        table = queued[kept]
+        for new_row, index in enumerate(table.tolist()):
+            if index >= 0:
+                self._vector_rows[index] = new_row
+        self._row_op = _array("q", np.where(table >= 0, table + self._first, -1))
+        self._kept[len(self._kinds)] = np.asarray(kept, dtype=np.uint32)
+        self._push(OP_RENUMBER, len(kept), 0, -1)
+
+    def rebuild(self, rows: Sequence[int], keys: Sequence[int]) -> None:
+        """Drop the graph and every queued operation; insert ``rows`` afresh."""
+        self._graph, self._graph_bytes = None, None
+        self.live_nodes = self.deleted_nodes = 0
+        self._clear()
+        for row, key in zip(rows, keys, strict=True):
+            self.insert(row, key)
+
+    def _push(self, kind: int, row: int, key: int, vector_row: int) -> None:
+        self._kinds.append(kind)
+        self._rows.append(row)
+        self._keys.append(key)
+        self._vector_rows.append(vector_row)
+
+    # -- the graph -------------------------------------------------------------------------
+
+    def ready(self, matrix: Any) -> AnnIndex:
+        """The graph with every queued operation applied (needs the Rust extension).
+        ``matrix.take(rows)`` gives the database's current vectors of ``rows``."""
+        self.advance(matrix)
+        assert self._graph is not None
+        return self._graph
+
+    def advance(self, matrix: Any, limit: int | None = None) -> int:
+        """Apply up to ``limit`` queued operations (all without it); returns how many."""
+        graph = self._graph
+        if graph is None:
+            if self._graph_bytes is not None:
+                try:
+                    graph = AnnIndex.from_bytes(self._graph_bytes)
+                except InvalidInputError as exc:
+                    raise CorruptDatabaseError(
+                        f"the ANN section of a snapshot holds a damaged graph ({exc}); "
+                        "run `mnemos verify` on the database"
+                    ) from None
+            else:
+                graph = AnnIndex(self.dim)
+            self._graph, self._graph_bytes = graph, None
+        ops = len(self._kinds)
+        stop = ops if limit is None else min(ops, self._done + limit)
+        i = start = self._done
+        while i < stop:
+            kind = self._kinds[i]
+            if kind == OP_DELETE:
+                graph.delete(self._rows[i])
+                i += 1
+            elif kind == OP_RENUMBER:
+                graph.renumber(self._kept.pop(i))
+                i += 1
+            else:
+                end = i
+                while end < stop and end - i < _FLUSH_CHUNK and self._kinds[end] == OP_INSERT:
+                    end += 1
+                graph.insert_many(
+                    self._rows[i:end], self._insert_vectors(i, end, matrix), self._keys[i:end]
+                )
+                i = end
+            self._done = i
+        if self._done == ops:
+            self._clear()
+        return i - start
+
+    def _insert_vectors(self, start: int, end: int, matrix: Any) -> np.ndarray:
+        where = np.asarray(self._vector_rows[start:end], dtype=np.int64)
+        out = np.empty((end - start, self.dim), dtype=np.float32)
+        from_matrix = where >= 0
+        if from_matrix.any():
+            out[from_matrix] = matrix.take(where[from_matrix])
+        for j in np.flatnonzero(~from_matrix).tolist():
+            out[j] = self._saved.pop(start + j)
+        return out
+
+    # -- the snapshot section -----------------------------------------------------------
+
+    def encode(self) -> list[bytes | memoryview]:
+        """The ANN section (FORMAT.md "ANN section"), in pieces: the graph as applied so
+        far and the operations still queued."""
+        if self._graph is not None:
+            graph: bytes | memoryview = self._graph.to_bytes()
+        else:
+            graph = self._graph_bytes if self._graph_bytes is not None else b""
+        done = self._done
+        saved = sorted(self._saved)
+        kept = [self._kept[index] for index in sorted(self._kept)]
+        header = SECTION_HEADER.pack(
+            SECTION_VERSION,
+            1,
+            self.live_nodes,
+            self.deleted_nodes,
+            len(graph),
+            self.pending,
+            len(saved),
+            sum(len(k) for k in kept),
+            self.dim,
+            0,
+        )
+        return [
+            header,
+            graph,
+            self._kinds[done:].tobytes(),
+            _le(self._rows[done:], "<u4"),
+            _le(self._keys[done:], "<u8"),
+            _le(self._vector_rows[done:], "<i8"),
+            np.asarray([index - done for index in saved], dtype="<u4").tobytes(),
+            b"".join(self._saved[index].astype("<f4").tobytes() for index in saved),
+            b"".join(k.astype("<u4").tobytes() for k in kept),
+        ]
+
+    @staticmethod
+    def inactive_section() -> bytes:
+        """The ANN section of a database whose graph has not started."""
+        return SECTION_HEADER.pack(SECTION_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    @classmethod
+    def decode(cls, data: memoryview, rows: int) -> AnnState | None:
+        """The state an ANN section holds (None: the graph has not started). The graph
+        itself is checked and loaded at first use. Raises ValueError if malformed."""
+        if len(data) < SECTION_HEADER.size:
+            raise ValueError("ANN section is shorter than its header")
+        fields = SECTION_HEADER.unpack_from(data)
+        version, active, live, deleted, graph_bytes, ops, saved, kept, dim, _ = fields
+        if version != SECTION_VERSION:
+            raise ValueError(f"ANN section version {version} is not {SECTION_VERSION}")
+        if not active:
+            if len(data) != SECTION_HEADER.size:
+                raise ValueError("an inactive ANN section has bytes after its header")
+            return None
+        if not 1 <= dim <= 4096:
+            raise ValueError(f"ANN section dimension {dim} is out of range")
+        sizes = (graph_bytes, ops, 4 * ops, 8 * ops, 8 * ops, 4 * saved, 4 * saved * dim, 4 * kept)
+        if SECTION_HEADER.size + sum(sizes) != len(data):
+            raise ValueError("ANN section size disagrees with its header")
+        parts = []
+        at = SECTION_HEADER.size
+        for size in sizes:
+            parts.append(data[at : at + size])
+            at += size
+        state = cls(dim)
+        state.live_nodes, state.deleted_nodes = live, deleted
+        state._graph_bytes = parts[0] if graph_bytes else None
+        kinds = np.frombuffer(parts[1], dtype=np.uint8)
+        op_rows = np.frombuffer(parts[2], dtype="<u4")
+        vector_rows = np.frombuffer(parts[4], dtype="<i8")
+        saved_ops = np.frombuffer(parts[5], dtype="<u4").astype(np.int64)
+        vectors = np.frombuffer(parts[6], dtype="<f4").reshape(saved, dim)
+        kept_rows = np.frombuffer(parts[7], dtype="<u4")
+        inserts = kinds == OP_INSERT
+        if np.any(kinds > OP_RENUMBER):
+            raise ValueError("ANN section has an unknown operation")
+        if np.any(~inserts & (vector_rows != -1)) or np.any(vector_rows >= rows):
+            raise ValueError("ANN section has a vector row out of range")
+        reading = vector_rows[vector_rows >= 0]
+        if len(np.unique(reading)) != len(reading):
+            raise ValueError("ANN section has two inserts reading one row")
+        keeps = inserts & (vector_rows < 0)
+        if not np.array_equal(saved_ops, np.flatnonzero(keeps)):
+            raise ValueError("ANN section's saved vectors do not match its inserts")
+        renumbers = np.flatnonzero(kinds == OP_RENUMBER)
+        if int(op_rows[renumbers].astype(np.int64).sum()) != kept:
+            raise ValueError("ANN section's kept rows do not add up")
+        state._kinds = _array("B", kinds)
+        state._rows = _array("I", op_rows)
+        state._keys = _array("Q", np.frombuffer(parts[3], dtype="<u8"))
+        state._vector_rows = _array("q", vector_rows)
+        state._saved = {int(op): vectors[j].copy() for j, op in enumerate(saved_ops.tolist())}
+        at = 0
+        for op in renumbers.tolist():
+            state._kept[op] = kept_rows[at : at + int(op_rows[op])].copy()
+            at += int(op_rows[op])
+        table = np.full(rows, -1, dtype=np.int64)  # queue index = op number: _first is 0
+        live_inserts = np.flatnonzero(inserts & (vector_rows >= 0))
+        table[vector_rows[live_inserts]] = live_inserts
+        state._row_op = _array("q", table)
+        return state
+
+
+def _array(typecode: str, values: np.ndarray) -> array[Any]:
+    """A typed array of ``values`` in one copy."""
+    out = array(typecode)
+    out.frombytes(values.astype(np.dtype(typecode), copy=False).tobytes())
+    return out
+
+
+def _le(column: array[Any], dtype: str) -> bytes:
+    return np.frombuffer(column, dtype=column.typecode).astype(dtype).tobytes()

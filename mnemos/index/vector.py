@@ -221,7 +221,7 @@ class VectorIndex:
                 local = kernels.candidates(
                     [m for _r, m in parts], norms[rows], units, mask[rows], k, RESCORE_MARGIN
                 )
-                return [self._rescore(rows[found], units[j], k) for j, found in enumerate(local)]
+                return [self.rescore(rows[found], units[j], k) for j, found in enumerate(local)]
             approx = np.concatenate([m @ units.T.astype(np.float32) for _r, m in parts])
             approx /= norms[rows, None]
             approx[~mask[rows]] = -np.inf
@@ -230,7 +230,7 @@ class VectorIndex:
             # candidates (a superset of the numpy path's: kernels.candidates); the exact
             # rescoring below then gives the same answer.
             found_all = kernels.candidates(self.parts(), norms, units, mask, k, RESCORE_MARGIN)
-            return [self._rescore(found, units[j], k) for j, found in enumerate(found_all)]
+            return [self.rescore(found, units[j], k) for j, found in enumerate(found_all)]
         elif selected < GATHER_BELOW * n:
             # A selective filter (one namespace of many, a time range): scan only the
             # rows it lets through.
@@ -250,14 +250,19 @@ class VectorIndex:
                 found = rows[column >= kth - RESCORE_MARGIN]
             else:
                 found = rows[mask[rows]]
-            results.append(self._rescore(found, units[j], k))
+            results.append(self.rescore(found, units[j], k))
         return results
 
-    def _rescore(self, found: np.ndarray, unit: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The candidates scored exactly, best first, down to the k-th score (ties kept)."""
+    def rescore(
+        self, found: np.ndarray, unit: np.ndarray, k: int | None = None
+    ) -> list[tuple[int, float]]:
+        """The candidates scored exactly, best first, down to the k-th score (ties kept;
+        all of them without ``k``)."""
+        if not len(found):
+            return []
         exact = cosine(self.take(found), unit)
         order = np.lexsort((found, -exact))
-        cut = exact[order[k - 1]]
+        cut = exact[order[min(k or len(found), len(found)) - 1]]
         return [(int(found[i]), float(exact[i])) for i in order if exact[i] >= cut]
 
     def scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -4,7 +4,10 @@
     python tests/data/make_golden.py NAME     # writes tests/data/NAME.mem, same events
 
 The second form keeps a later addition that old readers skip (so the version stays) in a
-golden of its own: v1-lexical.mem holds snapshots with the LEXICAL section.
+golden of its own: v1-lexical.mem holds snapshots with the LEXICAL section, v1-ann.mem
+(`make_golden.py v1-ann`, with the Rust extension) an ANN section whose graph has started:
+it is built with the graph's threshold lowered to ANN_GOLDEN_ROWS so a small database
+holds one, a stored graph, queued operations after it and a saved vector.
 
 Fixed clock, explicit vectors: the log segments it writes are the same bytes every time,
 so a test can tell an accidental format change from an intended one. Old golden
@@ -37,9 +40,14 @@ def vector(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(8).astype(np.float32)
 
 
-def build(path: Path) -> str:
+ANN_GOLDEN_ROWS = 16
+
+
+def build(path: Path, *, ann: bool = False) -> str:
     """Every logged event type but compact (which deletes the log before it), two
-    snapshots, and the log from seq 1 continuing after them; returns state_hash."""
+    snapshots, and the log from seq 1 continuing after them; returns state_hash.
+    ``ann``: also start the graph (see the module docstring); the caller has set
+    ``mnemos.index.ann.ANN_ROWS_MIN`` to ``ANN_GOLDEN_ROWS``."""
     with Mnemos.open(path, embedder=None, dim=8, clock=Clock(), segment_bytes=4096) as db:
         a = db.remember(
             "the user prefers tea",
@@ -69,8 +77,14 @@ def build(path: Path) -> str:
         db.disconnect(b, batch[1])
         db.remember("again", vector=vector(7), id=batch[0])
         db.update(batch[2], metadata={"ключ": {"n": 8}}, importance=0.1)
+        notes = []
         for i in range(40):  # enough to roll segments at 4 KiB
-            db.remember(f"note {i}", vector=vector(100 + i), metadata={"i": i})
+            notes.append(db.remember(f"note {i}", vector=vector(100 + i), metadata={"i": i}))
+            if ann and i == 20:
+                db.ask(vector=vector(8), top_k=3)  # brings the graph up to date
+        if ann:
+            db.update(notes[-1], vector=vector(300))  # its queued insert keeps the old vector
+            db.forget(notes[0])
         db.checkpoint()
         db.forget("ada")
         return db.state_hash()
@@ -80,7 +94,14 @@ def main() -> None:
     name = sys.argv[1] if len(sys.argv) > 1 else f"v{FORMAT_VERSION}"
     path = HERE / f"{name}.mem"
     shutil.rmtree(path, ignore_errors=True)
-    digest = build(path)
+    ann = name.endswith("-ann")
+    if ann:
+        from mnemos.index import ann as ann_index
+
+        if not ann_index.available():
+            raise SystemExit("v1-ann needs the Rust extension, to store a built graph")
+        ann_index.ANN_ROWS_MIN = ANN_GOLDEN_ROWS
+    digest = build(path, ann=ann)
     (path / "LOCK").unlink()
     (HERE / f"{name}.state_hash").write_text(digest + "\n")
     print(f"wrote {path} (state_hash {digest})", file=sys.stderr)
