@@ -295,3 +295,25 @@ def test_malformed_ann_sections_are_refused(monkeypatch, db_path):
         with pytest.raises(ValueError):
             AnnState.decode(memoryview(data), 1 if name == "rows out of range" else rows)
     assert ops > 0
+
+
+@needs_core
+def test_a_damaged_stored_graph_is_reported_at_first_search(monkeypatch, db_path):
+    """The graph is checked when first searched (its section's CRC at open): bytes that pass
+    the CRC but not the graph's own checks raise CorruptDatabaseError, not a wrong answer."""
+    from mnemos import CorruptDatabaseError
+
+    monkeypatch.setattr(ann, "ANN_ROWS_MIN", 3)
+    with Mnemos.open(db_path, embedder=None, dim=8, ann_background=False) as db:
+        db.remember_many([{"text": f"m {i}", "vector": vec(i)} for i in range(20)])
+        db.ask(vector=vec(1), top_k=2)  # builds the graph
+        state = db._state.ann
+        good = bytearray(b"".join(bytes(p) for p in state.encode()))
+        vectors = db._state.vectors
+    graph_at = ann.SECTION_HEADER.size
+    assert good[graph_at : graph_at + 8] == b"MNEMOANN"
+    good[graph_at + 70] ^= 0x40  # inside the graph's rows: its own CRC no longer matches
+    damaged = AnnState.decode(memoryview(bytes(good)), 20)
+    assert damaged is not None and damaged.pending == 0
+    with pytest.raises(CorruptDatabaseError, match="ANN section"):
+        damaged.ready(vectors)
