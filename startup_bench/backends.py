@@ -353,7 +353,7 @@ def _int8(
         )
         runs.append({"rescore": r, "recall": float(recall), "ms": _ms_summary(ms)})
     # The numpy reference, on fewer queries, checked against the Rust answers.
-    py_queries = max(10, min(len(units), INT8_PY_ROWS // n))
+    py_queries = min(len(units), max(10, INT8_PY_ROWS // n))
     py_ms, same = [], True
     rust_hits = found[f"rust_{INT8_PY_RESCORE}"][0]
     time.sleep(SETTLE_S)
