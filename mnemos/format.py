@@ -40,6 +40,7 @@ SECTION_VECTORS = 2
 SECTION_NORMS = 3
 SECTION_LEXICAL = 4
 SECTION_ANN = 5
+SECTION_ANN_GRAPH = 6  # its CRC is checked at first use, not at open
 CODEC_RAW = 0
 CODEC_ZSTD = 1
 

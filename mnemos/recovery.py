@@ -83,6 +83,11 @@ class VerifyReport:
 def _check_snapshot(path: str) -> str:
     """The state hash of a valid snapshot; raises SnapshotError otherwise."""
     state, _ = load_snapshot(path)
+    if state.ann is not None:  # open leaves the graph for its first use; verify reads it all
+        try:
+            state.ann.check_graph()
+        except CorruptDatabaseError as exc:
+            raise SnapshotError(str(exc)) from None
     index = state.vectors
     if index is not None and not np.array_equal(
         index.norms[: index.n], row_norms(index.take(np.arange(index.n)))

@@ -3,7 +3,9 @@
 FORMAT.md "Snapshots" is the specification: a checksummed header and section table,
 then a zstd-compressed msgpack STATE section and raw little-endian float32 VECTORS and
 NORMS sections (vectors barely compress, and raw rows read straight into the matrix),
-and the raw LEXICAL section (the BM25 postings, so open does not re-tokenize).
+the raw LEXICAL section (the BM25 postings, so open does not re-tokenize), and the ANN
+and ANN_GRAPH sections (the approximate index's queue and graph; the graph is read and
+checked at its first use, not at open).
 A snapshot is written to a temp file, synced, renamed and its directory synced, so it
 is either whole or absent; a damaged one is skipped in favour of an older one.
 """
@@ -125,9 +127,17 @@ def write_snapshot(storage: OSStorage, snap_dir: str, state: State, last_crc: in
     live = np.frombuffer(state.dseqs, dtype=np.int64, count=rows) == 0
     lexical = [memoryview(p) for p in state.lexical_index().encode(rows, live)]
     sections.append((fmt.SECTION_LEXICAL, fmt.CODEC_RAW, lexical, sum(map(len, lexical))))
-    graph = [AnnState.inactive_section()] if state.ann is None else state.ann.encode()
-    pieces = [memoryview(p).cast("B") for p in graph if len(p)]
+    ann: list[bytes]
+    graph: bytes | memoryview = b""
+    if state.ann is None:
+        ann = [AnnState.inactive_section()]
+    else:
+        ann, graph = state.ann.encode()
+    pieces = [memoryview(p).cast("B") for p in ann if len(p)]
     sections.append((fmt.SECTION_ANN, fmt.CODEC_RAW, pieces, sum(map(len, pieces))))
+    if len(graph):
+        graph_view = memoryview(graph).cast("B")
+        sections.append((fmt.SECTION_ANN_GRAPH, fmt.CODEC_RAW, [graph_view], len(graph_view)))
 
     table_end = fmt.SNAP_HEADER_BYTES + fmt.SNAP_SECTION_BYTES * len(sections)
     offset = _align(table_end)
@@ -203,11 +213,15 @@ def load_snapshot(path: str) -> tuple[State, int]:
     data = memoryview(mapped)
     by_kind: dict[int, tuple[int, memoryview, int]] = {}
     checks: list[tuple[int, memoryview, int]] = []
+    graph_crc = 0
     for kind, codec, offset, stored, raw, scrc in sections:
         if offset + stored > len(data):
             raise SnapshotError(f"section {kind} runs past the end of the file")
         by_kind[kind] = (codec, data[offset : offset + stored], raw)
-        checks.append((kind, by_kind[kind][1], scrc))
+        if kind == fmt.SECTION_ANN_GRAPH:  # checked at first use (FORMAT.md "ANN_GRAPH")
+            graph_crc = scrc
+        else:
+            checks.append((kind, by_kind[kind][1], scrc))
     # The big checksums (VECTORS, ANN) run beside the STATE decoding (the CRC releases
     # the GIL); the small ones here.
     big = [check for check in checks if len(check[1]) >= _BACKGROUND_CRC_BYTES]
@@ -233,11 +247,13 @@ def load_snapshot(path: str) -> tuple[State, int]:
         norms = _raw_rows(by_kind, fmt.SECTION_NORMS, rows, 1).reshape(rows)
         state.vectors = _index(m, base, norms, rows)
     state.lexical = _lexical(by_kind, rows)
-    state.ann = _ann(by_kind, state)
+    state.ann = _ann(by_kind, state, graph_crc)
     return state, last_crc
 
 
-def _ann(by_kind: dict[int, tuple[int, memoryview, int]], state: State) -> AnnState | None:
+def _ann(
+    by_kind: dict[int, tuple[int, memoryview, int]], state: State, graph_crc: int
+) -> AnnState | None:
     """The stored approximate index. A snapshot written before the ANN section existed
     starts the graph over its live rows if they are enough (FORMAT.md "ANN section")."""
     if fmt.SECTION_ANN not in by_kind:
@@ -246,10 +262,16 @@ def _ann(by_kind: dict[int, tuple[int, memoryview, int]], state: State) -> AnnSt
             state._ann_rebuild()
         return state.ann
     codec, section, _raw = by_kind[fmt.SECTION_ANN]
+    graph = None
+    if fmt.SECTION_ANN_GRAPH in by_kind:
+        graph_codec, graph_section, _raw = by_kind[fmt.SECTION_ANN_GRAPH]
+        if graph_codec != fmt.CODEC_RAW:
+            raise SnapshotError("ANN_GRAPH section has the wrong codec")
+        graph = (graph_section, graph_crc)
     if codec != fmt.CODEC_RAW:
         raise SnapshotError("ANN section has the wrong codec")
     try:
-        return AnnState.decode(section, len(state.ids))
+        return AnnState.decode(section, len(state.ids), graph)
     except ValueError as exc:
         raise SnapshotError(str(exc)) from exc
 

@@ -64,6 +64,7 @@ class State:
         self.vectors: VectorIndex | None = None
         # The approximate index: None until the live memories first reach ANN_ROWS_MIN.
         self.ann: ann.AnnState | None = None
+        self._reserve_rows = 0  # rows a replay announced before the dimension was known
         self.graph = GraphIndex()
         self.lexical = LexicalIndex()
         self.temporal = TemporalIndex()
@@ -165,11 +166,14 @@ class State:
         return code
 
     def reserve(self, events: int) -> None:
-        """Room for ``events`` more memories, before a replay of that many events."""
+        """Room for ``events`` more memories, before a replay of that many events (kept
+        for later if the dimension is not known yet: a replay from the ``init`` event)."""
+        self._reserve_rows = events
         if self.vectors is None and self.dim is not None:
             self.vectors = VectorIndex(self.dim)
         if self.vectors is not None:
             self.vectors.reserve(self.vectors.n + events)
+            self._reserve_rows = 0
 
     # -- apply ----------------------------------------------------------------------
 
@@ -192,7 +196,7 @@ class State:
         if self.dim is None:
             self.dim = len(vec)
         if self.vectors is None:
-            self.vectors = VectorIndex(len(vec))
+            self.vectors = VectorIndex(len(vec), capacity=max(self._reserve_rows, 1024))
         ns, kind, at = e["ns"], e["kind"], e["at"]
         meta = pack_meta(e["meta"])
         row = self.rows.get(mid)
@@ -231,7 +235,7 @@ class State:
         self.live += 1
         self.ns_live[ns] = self.ns_live.get(ns, 0) + 1
         if self.ann is not None:
-            self.ann.insert(row, ann.ann_key(mid, seq))
+            self.ann.insert(row, seq)
         elif self.live >= ann.ANN_ROWS_MIN:
             self.ann = ann.AnnState(len(vec))
             self._ann_rebuild()
@@ -264,7 +268,7 @@ class State:
             if self.ann.delete(row):
                 self._ann_rebuild()
             else:
-                self.ann.insert(row, ann.ann_key(mid, seq))
+                self.ann.insert(row, seq)
 
     def _forget(self, seq: int, e: dict[str, Any]) -> None:
         mid = e["id"]
@@ -288,7 +292,7 @@ class State:
         assert self.ann is not None
         n = len(self.ids)
         rows = np.flatnonzero(np.frombuffer(self.dseqs, dtype=np.int64, count=n) == 0).tolist()
-        self.ann.rebuild(rows, [ann.ann_key(self.ids[r], self.vseqs[r]) for r in rows])
+        self.ann.rebuild(rows, [self.vseqs[r] for r in rows])
 
     def _connect(self, seq: int, e: dict[str, Any]) -> None:
         self.graph.add(e["a"], e["b"], e["rel"], float(e["w"]))

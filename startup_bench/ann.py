@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 import mnemos
-from mnemos.index.ann import AnnIndex, ann_key, available
+from mnemos.index.ann import AnnIndex, available
 from mnemos.index.vector import VectorIndex, row_norms
 
 from . import machine
@@ -218,7 +218,7 @@ def get_mnemos(
     while built < n:
         end = min(built + CHUNK_ROWS, n)
         rows = np.arange(built, end)
-        index.insert_many(rows, vectors[built:end], [ann_key(f"m{r}", int(r) + 1) for r in rows])
+        index.insert_many(rows, vectors[built:end], [int(r) + 1 for r in rows])
         built = end
         elapsed = time.perf_counter() - t0
         progress(f"  mnemos: {built:,} rows in {elapsed:.0f} s")

@@ -168,7 +168,7 @@ def _manifest(memories: int) -> dict[str, Any]:
         "seed": SEED,
         "generator_version": GENERATOR_VERSION,
         "format_version": mnemos.FORMAT_VERSION,
-        "ann_section": True,  # snapshots store the graph (seeded before: re-seed)
+        "ann_graph_section": True,  # snapshots store the graph (seeded before: re-seed)
     }
 
 

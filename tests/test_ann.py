@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from mnemos import MnemosError, _native
 from mnemos.errors import InvalidInputError
 from mnemos.index import ann
-from mnemos.index.ann import AnnIndex, ann_key
+from mnemos.index.ann import AnnIndex
 from mnemos.index.vector import VectorIndex
 
 needs_core = pytest.mark.skipif(_native._core is None, reason="the Rust extension is not in use")
@@ -42,7 +42,7 @@ def clustered(seed: int, count: int, dim: int = DIM) -> np.ndarray:
 def build(vectors: np.ndarray, **params: int) -> AnnIndex:
     index = AnnIndex(vectors.shape[1], **params)
     rows = np.arange(len(vectors))
-    index.insert_many(rows, vectors, [ann_key(f"m{r}", int(r) + 1) for r in rows])
+    index.insert_many(rows, vectors, [int(r) + 1 for r in rows])
     return index
 
 
@@ -82,7 +82,7 @@ def test_recall_at_10_against_the_exact_search(corpus):
 @needs_core
 def test_batches_and_threads_do_not_change_anything():
     vectors = clustered(3, 1500, dim=32)
-    keys = [ann_key(f"m{r}", r) for r in range(len(vectors))]
+    keys = list(range(len(vectors)))
 
     def script(cuts: list[int]) -> AnnIndex:
         index = AnnIndex(32, m=8, ef_construction=64)
@@ -240,12 +240,6 @@ def test_without_the_extension_the_error_is_clear(monkeypatch):
     assert not ann.available()
     with pytest.raises(MnemosError, match="exact search"):
         AnnIndex(4)
-
-
-def test_keys_are_stable():
-    # Golden: a change would place replayed memories on other levels (another graph).
-    assert ann_key("mem-1", 1) == ann_key("mem-1", 1) != ann_key("mem-1", 2)
-    assert (ann_key("a", 0), ann_key("mem-1", 1)) == (0x95AEAE1C09E634EA, 0x2D280AFCED997A6E)
 
 
 # -- against a model ---------------------------------------------------------------------

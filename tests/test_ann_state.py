@@ -22,7 +22,8 @@ from conftest import FixedClock, vec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mnemos import Mnemos, _native
+from mnemos import CorruptDatabaseError, Mnemos, _native
+from mnemos._native import crc32
 from mnemos.index import ann
 from mnemos.index.ann import AnnState
 
@@ -40,7 +41,8 @@ def _graph_fingerprint(db: Mnemos) -> bytes:
             return b""
         if ann.available():
             return state.ann.ready(state.vectors).to_bytes()
-        return b"".join(bytes(p) for p in state.ann.encode())
+        section, graph = state.ann.encode()
+        return b"".join(bytes(p) for p in section) + bytes(graph)
 
 
 # One step of a history: (operation, argument). Asks, checkpoints and reopens change no
@@ -277,7 +279,9 @@ def test_malformed_ann_sections_are_refused(monkeypatch, db_path):
         ids = db.remember_many([{"text": f"m {i}", "vector": vec(i)} for i in range(5)])
         db.update(ids[0], vector=vec(99))
         rows = len(db._state.ids)
-        good = b"".join(bytes(p) for p in db._state.ann.encode())
+        section, graph = db._state.ann.encode()
+        assert not graph  # nothing applied yet: no ANN_GRAPH section
+        good = b"".join(bytes(p) for p in section)
     decoded = AnnState.decode(memoryview(good), rows)
     assert decoded is not None and decoded.pending == db._state.ann.pending
     assert AnnState.decode(memoryview(AnnState.inactive_section()), rows) is None
@@ -299,21 +303,54 @@ def test_malformed_ann_sections_are_refused(monkeypatch, db_path):
 
 @needs_core
 def test_a_damaged_stored_graph_is_reported_at_first_search(monkeypatch, db_path):
-    """The graph is checked when first searched (its section's CRC at open): bytes that pass
-    the CRC but not the graph's own checks raise CorruptDatabaseError, not a wrong answer."""
-    from mnemos import CorruptDatabaseError
-
+    """Open does not read the stored graph; its first use checks the ANN_GRAPH section's CRC
+    and the graph's own invariants, and damage raises CorruptDatabaseError, never a wrong
+    answer."""
     monkeypatch.setattr(ann, "ANN_ROWS_MIN", 3)
     with Mnemos.open(db_path, embedder=None, dim=8, ann_background=False) as db:
         db.remember_many([{"text": f"m {i}", "vector": vec(i)} for i in range(20)])
         db.ask(vector=vec(1), top_k=2)  # builds the graph
         state = db._state.ann
-        good = bytearray(b"".join(bytes(p) for p in state.encode()))
+        section, graph = state.encode()
         vectors = db._state.vectors
-    graph_at = ann.SECTION_HEADER.size
-    assert good[graph_at : graph_at + 8] == b"MNEMOANN"
-    good[graph_at + 70] ^= 0x40  # inside the graph's rows: its own CRC no longer matches
-    damaged = AnnState.decode(memoryview(bytes(good)), 20)
-    assert damaged is not None and damaged.pending == 0
-    with pytest.raises(CorruptDatabaseError, match="ANN section"):
-        damaged.ready(vectors)
+    header = b"".join(bytes(p) for p in section)
+    assert bytes(graph[:8]) == b"MNEMOANN"
+    damaged = bytearray(graph)
+    damaged[70] ^= 0x40  # inside the graph's rows
+    # A damaged section fails its CRC; one whose CRC was made to match fails the graph's own.
+    for crc in (crc32(bytes(graph)), crc32(bytes(damaged))):
+        state = AnnState.decode(memoryview(header), 20, (memoryview(bytes(damaged)), crc))
+        assert state is not None and state.pending == 0
+        with pytest.raises(CorruptDatabaseError, match="ANN_GRAPH"):
+            state.ready(vectors)
+        with pytest.raises(CorruptDatabaseError, match="ANN_GRAPH"):
+            state.check_graph()
+    state = AnnState.decode(memoryview(header), 20, (memoryview(bytes(graph)), crc32(graph)))
+    assert state is not None and state.ready(vectors).to_bytes() == bytes(graph)
+
+
+@needs_core
+def test_verify_reports_a_damaged_graph_section_that_open_skips(monkeypatch, db_path):
+    import mnemos
+    from mnemos import format as fmt
+    from mnemos.snapshot import read_snapshot_header
+
+    monkeypatch.setattr(ann, "ANN_ROWS_MIN", 3)
+    with Mnemos.open(db_path, embedder=None, dim=8, ann_background=False) as db:
+        db.remember_many([{"text": f"m {i}", "vector": vec(i)} for i in range(20)])
+        db.ask(vector=vec(1), top_k=2)
+        db.checkpoint()
+    assert mnemos.verify(db_path).ok
+    snap = next((db_path / "snapshots").iterdir())
+    with open(snap, "rb") as f:
+        _seq, _crc, sections = read_snapshot_header(f)
+    offset = next(o for k, _c, o, _s, _r, _x in sections if k == fmt.SECTION_ANN_GRAPH)
+    data = bytearray(snap.read_bytes())
+    data[offset + 100] ^= 0x01
+    snap.write_bytes(bytes(data))
+    report = mnemos.verify(db_path)
+    assert not report.ok and "ANN_GRAPH" in str(report.to_dict()["problems"])
+    with Mnemos.open(db_path, embedder=None, readonly=True, ann_background=False) as db:
+        assert len(db.ask(vector=vec(1), top_k=2, exact=True)) == 2
+        with pytest.raises(CorruptDatabaseError, match="mnemos verify"):
+            db.ask(vector=vec(1), top_k=2)

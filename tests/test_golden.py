@@ -69,8 +69,9 @@ def test_ann_section_golden_reads_as_stored_and_continues_the_same_graph(tmp_pat
 
     golden = DATA / "v1-ann.mem"
     older, newer = sorted((golden / "snapshots").iterdir())
-    for snap in (older, newer):
-        assert fmt.SECTION_ANN in _section_kinds(snap)
+    assert fmt.SECTION_ANN in _section_kinds(older)
+    assert fmt.SECTION_ANN_GRAPH not in _section_kinds(older)
+    assert {fmt.SECTION_ANN, fmt.SECTION_ANN_GRAPH} <= set(_section_kinds(newer))
     for snap in (DATA / "v1-lexical.mem" / "snapshots").iterdir():
         assert fmt.SECTION_ANN not in _section_kinds(snap)
     assert load_snapshot(str(older))[0].ann is None  # 5 memories: not started
@@ -80,10 +81,13 @@ def test_ann_section_golden_reads_as_stored_and_continues_the_same_graph(tmp_pat
     assert stored._graph_bytes is not None
     with open(newer, "rb") as f:
         _seq, _crc, sections = read_snapshot_header(f)
-        (offset, size) = next((o, n) for k, _c, o, n, _r, _x in sections if k == fmt.SECTION_ANN)
-        f.seek(offset)
-        raw = f.read(size)
-    assert b"".join(bytes(p) for p in stored.encode()) == raw
+        raw = {}
+        for kind, _codec, offset, size, _raw, _sc in sections:
+            f.seek(offset)
+            raw[kind] = f.read(size)
+    section, graph = stored.encode()
+    assert b"".join(bytes(p) for p in section) == raw[fmt.SECTION_ANN]
+    assert bytes(graph) == raw[fmt.SECTION_ANN_GRAPH]
 
     maker = _load_maker()
     monkeypatch.setattr(ann, "ANN_ROWS_MIN", maker.ANN_GOLDEN_ROWS)
@@ -92,8 +96,10 @@ def test_ann_section_golden_reads_as_stored_and_continues_the_same_graph(tmp_pat
     assert _records(tmp_path / "fresh.mem" / "wal") == _records(golden / "wal")
     if ann.available():
         with (
-            Mnemos.open(golden, embedder=None, readonly=True) as old,
-            Mnemos.open(tmp_path / "fresh.mem", embedder=None, readonly=True) as new,
+            Mnemos.open(golden, embedder=None, readonly=True, ann_background=False) as old,
+            Mnemos.open(
+                tmp_path / "fresh.mem", embedder=None, readonly=True, ann_background=False
+            ) as new,
         ):
             graphs = [db._state.ann.ready(db._state.vectors).to_bytes() for db in (old, new)]
             assert graphs[0] == graphs[1]

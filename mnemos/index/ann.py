@@ -8,7 +8,8 @@ copy of each vector, so it stays valid when the database overwrites or renumbers
 Deterministic: the same inserts and deletes, in the same order, build the same graph (the
 same ``to_bytes()``) and return the same results on every machine, however the inserts are
 grouped into ``insert_many`` calls. A node's level comes from the ``key`` passed with it
-(use ``ann_key(memory_id, seq)``), never from a random generator.
+(the database passes the seq of the event that gave the row its vector: unique per insert,
+and the index mixes it with splitmix64), never from a random generator.
 
 There is no pure-Python implementation: the Python reference for an approximate search is
 the exact one (``VectorIndex.search``), which it must agree with on recall, not bit for bit.
@@ -22,7 +23,6 @@ live rows, searches visit about twice the nodes for the same recall.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 import threading
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .. import _native
+from .._native import crc32
 from ..errors import CorruptDatabaseError, InvalidInputError, MnemosError
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "EXACT_MASK_BELOW",
     "AnnIndex",
     "AnnState",
-    "ann_key",
     "available",
 ]
 
@@ -77,13 +77,6 @@ _KEY_MAX = 2**64 - 1
 def available() -> bool:
     """Whether the Rust extension (and so the ANN index) is in use."""
     return _native._core is not None
-
-
-def ann_key(memory_id: str, seq: int) -> int:
-    """The 64-bit key that places a memory's node in the graph: a hash of its id and the
-    seq of the event that inserted it, so a replay of the same events makes the same graph."""
-    data = memory_id.encode("utf-8") + b"\0" + int(seq).to_bytes(8, "little", signed=False)
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 def _core() -> Any:
@@ -173,7 +166,7 @@ class AnnIndex:
 
     def insert(self, row: int, vector: object, key: int) -> None:
         """Add ``row`` with ``vector`` (``dim`` finite numbers, not all zero). ``row`` must
-        not be in the index; ``key`` (64 bits) fixes the node's level: see ``ann_key``."""
+        not be in the index; ``key`` (64 bits) fixes the node's level (see the module docstring)."""
         row = _check_int(row, "row", _ROW_MAX)
         key = _check_int(key, "key", _KEY_MAX)
         vec = _floats(vector, "vector")
@@ -390,7 +383,9 @@ class AnnState:
         self.live_nodes = 0
         self.deleted_nodes = 0
         self._graph: AnnIndex | None = None
-        self._graph_bytes: memoryview | None = None  # a snapshot's graph, loaded at first use
+        # A snapshot's ANN_GRAPH section and its CRC, checked and loaded at first use.
+        self._graph_bytes: memoryview | None = None
+        self._graph_crc = 0
         self._first = 0
         self._done = 0
         self._kinds = array("B")
@@ -419,10 +414,19 @@ class AnnState:
     # -- queueing (called by the state machine, in event order) ------------------------
 
     def insert(self, row: int, key: int) -> None:
-        self._push(OP_INSERT, row, key, row)
-        while len(self._row_op) <= row:
-            self._row_op.append(-1)
-        self._row_op[row] = self._first + len(self._kinds) - 1
+        # Called once per memory written or replayed: kept to plain appends.
+        number = self._first + len(self._kinds)
+        self._kinds.append(OP_INSERT)
+        self._rows.append(row)
+        self._keys.append(key)
+        self._vector_rows.append(row)
+        row_op = self._row_op
+        if row == len(row_op):
+            row_op.append(number)
+        else:
+            while len(row_op) <= row:
+                row_op.append(-1)
+            row_op[row] = number
         self.live_nodes += 1
 
     def delete(self, row: int) -> bool:
@@ -498,13 +502,7 @@ class AnnState:
         graph = self._graph
         if graph is None:
             if self._graph_bytes is not None:
-                try:
-                    graph = AnnIndex.from_bytes(self._graph_bytes)
-                except InvalidInputError as exc:
-                    raise CorruptDatabaseError(
-                        f"the ANN section of a snapshot holds a damaged graph ({exc}); "
-                        "run `mnemos verify` on the database"
-                    ) from None
+                graph = self.load_graph(self._graph_bytes, self._graph_crc)
             else:
                 graph = AnnIndex(self.dim)
             self._graph, self._graph_bytes = graph, None
@@ -532,6 +530,33 @@ class AnnState:
             self._clear()
         return i - start
 
+    def check_graph(self) -> None:
+        """Check a stored graph now rather than at first use (``mnemos verify``): its
+        section CRC, and with the Rust extension every invariant of its bytes."""
+        if self._graph_bytes is None:
+            return
+        if available():
+            self.load_graph(self._graph_bytes, self._graph_crc)
+        elif crc32(self._graph_bytes) != self._graph_crc:
+            raise CorruptDatabaseError("a snapshot's ANN_GRAPH section fails its checksum")
+
+    @staticmethod
+    def load_graph(data: memoryview, crc: int) -> AnnIndex:
+        """A snapshot's ANN_GRAPH section, checked in full: ``CorruptDatabaseError`` if it
+        fails its section CRC or its own checks."""
+        if crc32(data) != crc:
+            raise CorruptDatabaseError(
+                "a snapshot's ANN_GRAPH section fails its checksum; run `mnemos verify` on "
+                "the database"
+            )
+        try:
+            return AnnIndex.from_bytes(data)
+        except InvalidInputError as exc:
+            raise CorruptDatabaseError(
+                f"a snapshot's ANN_GRAPH section holds a damaged graph ({exc}); run "
+                "`mnemos verify` on the database"
+            ) from None
+
     def _insert_vectors(self, start: int, end: int, matrix: Any) -> np.ndarray:
         where = np.asarray(self._vector_rows[start:end], dtype=np.int64)
         out = np.empty((end - start, self.dim), dtype=np.float32)
@@ -544,9 +569,10 @@ class AnnState:
 
     # -- the snapshot section -----------------------------------------------------------
 
-    def encode(self) -> list[bytes | memoryview]:
-        """The ANN section (FORMAT.md "ANN section"), in pieces: the graph as applied so
-        far and the operations still queued."""
+    def encode(self) -> tuple[list[bytes], bytes | memoryview]:
+        """The ANN section (FORMAT.md "ANN section") in pieces, and the ANN_GRAPH section:
+        the graph as applied so far (empty before any operation was applied), and the
+        operations still queued."""
         if self._graph is not None:
             graph: bytes | memoryview = self._graph.to_bytes()
         else:
@@ -566,9 +592,8 @@ class AnnState:
             self.dim,
             0,
         )
-        return [
+        section = [
             header,
-            graph,
             self._kinds[done:].tobytes(),
             _le(self._rows[done:], "<u4"),
             _le(self._keys[done:], "<u8"),
@@ -577,6 +602,7 @@ class AnnState:
             b"".join(self._saved[index].astype("<f4").tobytes() for index in saved),
             b"".join(k.astype("<u4").tobytes() for k in kept),
         ]
+        return section, graph
 
     @staticmethod
     def inactive_section() -> bytes:
@@ -584,9 +610,12 @@ class AnnState:
         return SECTION_HEADER.pack(SECTION_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     @classmethod
-    def decode(cls, data: memoryview, rows: int) -> AnnState | None:
-        """The state an ANN section holds (None: the graph has not started). The graph
-        itself is checked and loaded at first use. Raises ValueError if malformed."""
+    def decode(
+        cls, data: memoryview, rows: int, graph: tuple[memoryview, int] | None = None
+    ) -> AnnState | None:
+        """The state an ANN section holds (None: the graph has not started), continuing
+        ``graph``, the ANN_GRAPH section and its CRC (checked and loaded at first use).
+        Raises ValueError if malformed."""
         if len(data) < SECTION_HEADER.size:
             raise ValueError("ANN section is shorter than its header")
         fields = SECTION_HEADER.unpack_from(data)
@@ -599,7 +628,9 @@ class AnnState:
             return None
         if not 1 <= dim <= 4096:
             raise ValueError(f"ANN section dimension {dim} is out of range")
-        sizes = (graph_bytes, ops, 4 * ops, 8 * ops, 8 * ops, 4 * saved, 4 * saved * dim, 4 * kept)
+        if graph_bytes != (0 if graph is None else len(graph[0])):
+            raise ValueError("ANN section's graph_bytes disagrees with the ANN_GRAPH section")
+        sizes = (ops, 4 * ops, 8 * ops, 8 * ops, 4 * saved, 4 * saved * dim, 4 * kept)
         if SECTION_HEADER.size + sum(sizes) != len(data):
             raise ValueError("ANN section size disagrees with its header")
         parts = []
@@ -609,13 +640,14 @@ class AnnState:
             at += size
         state = cls(dim)
         state.live_nodes, state.deleted_nodes = live, deleted
-        state._graph_bytes = parts[0] if graph_bytes else None
-        kinds = np.frombuffer(parts[1], dtype=np.uint8)
-        op_rows = np.frombuffer(parts[2], dtype="<u4")
-        vector_rows = np.frombuffer(parts[4], dtype="<i8")
-        saved_ops = np.frombuffer(parts[5], dtype="<u4").astype(np.int64)
-        vectors = np.frombuffer(parts[6], dtype="<f4").reshape(saved, dim)
-        kept_rows = np.frombuffer(parts[7], dtype="<u4")
+        if graph is not None:
+            state._graph_bytes, state._graph_crc = graph
+        kinds = np.frombuffer(parts[0], dtype=np.uint8)
+        op_rows = np.frombuffer(parts[1], dtype="<u4")
+        vector_rows = np.frombuffer(parts[3], dtype="<i8")
+        saved_ops = np.frombuffer(parts[4], dtype="<u4").astype(np.int64)
+        vectors = np.frombuffer(parts[5], dtype="<f4").reshape(saved, dim)
+        kept_rows = np.frombuffer(parts[6], dtype="<u4")
         inserts = kinds == OP_INSERT
         if np.any(kinds > OP_RENUMBER):
             raise ValueError("ANN section has an unknown operation")
@@ -632,7 +664,7 @@ class AnnState:
             raise ValueError("ANN section's kept rows do not add up")
         state._kinds = _array("B", kinds)
         state._rows = _array("I", op_rows)
-        state._keys = _array("Q", np.frombuffer(parts[3], dtype="<u8"))
+        state._keys = _array("Q", np.frombuffer(parts[2], dtype="<u8"))
         state._vector_rows = _array("q", vector_rows)
         state._saved = {int(op): vectors[j].copy() for j, op in enumerate(saved_ops.tolist())}
         at = 0

@@ -27,8 +27,8 @@
 //!
 //! # Determinism
 //!
-//! - A node's level comes from a caller-supplied 64-bit `key` (the binding's caller passes a hash
-//!   of the memory id and the event's seq), mixed by [`mix64`] and turned into a level with
+//! - A node's level comes from a caller-supplied 64-bit `key` (the database passes the seq of
+//!   the event that gave the row its vector), mixed by [`mix64`] and turned into a level with
 //!   integer arithmetic only ([`level_for`]): no random generator, no `ln`, whose last bit
 //!   differs between math libraries.
 //! - Inserts are single-threaded and processed in call order; a batch insert is exactly the same
