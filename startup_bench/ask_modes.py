@@ -2,8 +2,10 @@
 
 For databases of 10k and 100k memories, p50/p99 of one ``ask(top_k=10)`` in each mode:
 
-- vector ``ask(vector=q)``, lexical ``ask(text)`` (BM25 alone: the databases have no
-  embedder), hybrid ``ask(text, vector=q)`` (both, fused);
+- vector ``ask(vector=q)`` (through the HNSW graph from ANN_ROWS_MIN memories, so at 100k;
+  the seeded snapshot stores the graph) and ``ask(vector=q, exact=True)``, lexical
+  ``ask(text)`` (BM25 alone: the databases have no embedder), hybrid ``ask(text, vector=q)``
+  (both, fused);
 - hybrid with a filter: one namespace of 10, ``where={"priority": {"$gte": 3}}`` (about
   half the rows), or a ``since``/``until`` window holding ~5% of the memories;
 - hybrid with ``use_graph=True`` (~1 edge per memory, within its namespace).
@@ -85,6 +87,7 @@ WINDOW_S = 0.05 * YEAR_S  # since/until span: ~5% of memories
 # mode -> the call, as the report shows it
 MODES = {
     "vector": "ask(vector=q)",
+    "exact": "ask(vector=q, exact=True)",
     "lexical": "ask(text)",
     "hybrid": "ask(text, vector=q)",
     "namespace": "ask(text, vector=q, namespace=ns)",
@@ -184,6 +187,7 @@ def _manifest(memories: int) -> dict[str, Any]:
         "seed": SEED,
         "generator_version": GENERATOR_VERSION,
         "format_version": mnemos.FORMAT_VERSION,
+        "ann_graph_section": True,  # snapshots store the graph (seeded before: re-seed)
     }
 
 
@@ -214,6 +218,7 @@ def seed(root: str, memories: int, log: Callable[[str], None]) -> dict[str, Any]
         durability="off",
         snapshot_every_events=None,
         snapshot_every_bytes=None,
+        ann_background=False,
     ) as db:
         for start in range(0, memories, SEED_BATCH_ITEMS):
             items = make_items(start, min(SEED_BATCH_ITEMS, memories - start))
@@ -222,6 +227,8 @@ def seed(root: str, memories: int, log: Callable[[str], None]) -> dict[str, Any]
         edges = _edges(namespaces)
         for a, b, weight in edges:
             db.connect(f"m{a}", f"m{b}", "related", weight)
+        # Past ANN_ROWS_MIN: build the graph before the snapshot, so it holds it.
+        db.ask(vector=clustered_vectors(np.random.default_rng(0), 1)[0][0], top_k=1)
         db.checkpoint()
         stats = db.stats()
     if stats["memories"] != memories or stats["edges"] != len(edges):
@@ -279,7 +286,7 @@ def make_queries(db: Mnemos, memories: int, count: int) -> list[Query]:
 
 def ask_kwargs(mode: str, q: Query) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"top_k": TOP_K}
-    if mode != "vector":
+    if mode not in ("vector", "exact"):
         kwargs["query"] = q.text
     if mode != "lexical":
         kwargs["vector"] = q.vector
@@ -291,6 +298,8 @@ def ask_kwargs(mode: str, q: Query) -> dict[str, Any]:
         kwargs["since"], kwargs["until"] = q.since_s, q.since_s + WINDOW_S
     elif mode == "graph":
         kwargs["use_graph"] = True
+    elif mode == "exact":
+        kwargs["exact"] = True
     return kwargs
 
 
