@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -165,6 +165,7 @@ class Mnemos:
         segment_bytes: int,
         sync_interval_ms: float,
         ann_background: bool = True,
+        as_of_seq: int | None = None,
     ):
         if durability not in DURABILITIES:
             raise InvalidInputError(
@@ -220,6 +221,8 @@ class Mnemos:
             raise InvalidInputError(f"ann_background must be True or False; got {ann_background!r}")
         self._ann_background = ann_background and ann_available()
         self._builder: GraphBuilder | None = None
+        # A view of the past (``as_of``): the state after this seq, never refreshed.
+        self._as_of_seq = as_of_seq
         _OPEN_HANDLES.add(self)
         try:
             self._prepare_directory(create, dim)
@@ -389,7 +392,11 @@ class Mnemos:
                 path=self._wal_dir,
             )
         damaged: list[str] = []
-        for snap_seq in [*reversed(list_numbered(self._snap_dir, fmt.SNAP_SUFFIX)), 0]:
+        at = self._as_of_seq
+        snapshots = list_numbered(self._snap_dir, fmt.SNAP_SUFFIX)
+        if at is not None:  # a view of the past starts from a snapshot at or before it
+            snapshots = [seq for seq in snapshots if seq <= at]
+        for snap_seq in [*reversed(snapshots), 0]:
             started = time.perf_counter()
             state = State()
             snap_crc: int | None = None
@@ -419,6 +426,12 @@ class Mnemos:
                     f"{state.seq}: a log segment is missing",
                     path=self._wal_dir,
                 )
+            if at is not None:
+                if tail.seq < at:
+                    raise InvalidInputError(
+                        f"{self.path} has no event {at}: its log ends at {tail.seq}"
+                    )
+                records = [record for record in records if record[0] <= at]
             scanned = time.perf_counter()
             state.reserve(len(records))
             self._apply_records(state, records, cursor.wal_dir)
@@ -1317,6 +1330,7 @@ class Mnemos:
                 "last_snapshot_seq": self._last_snapshot_seq,
                 "durability": self.durability,
                 "readonly": self.readonly,
+                "as_of": self._as_of_seq,
                 "format_version": fmt.FORMAT_VERSION,
                 "backend": backend(),
                 "embedder": s.embedder,
@@ -1330,11 +1344,74 @@ class Mnemos:
             self._snap_dir, fmt.SNAP_SUFFIX
         )
 
-    def refresh(self) -> int:
-        """Catch up with the writer's log (readonly handles); returns events applied."""
+    def as_of(self, point: int | datetime) -> Mnemos:
+        """A read-only view of the state right after event ``point`` (a seq), or after the
+        last event written at or before ``point`` (a ``datetime``; naive means UTC). It
+        has the read API (``get``, ``ask``, ``neighbors``, ``history``, ``stats``,
+        ``state_hash``) and is built from the nearest snapshot at or before that point plus
+        the log, in a handle of its own: this one is not disturbed. Close it when done.
+        Any point within the retained history works (``log_retention="keep"``, the
+        default, and no ``compact`` since); a seq inside a ``remember_many`` batch gives
+        the state part-way through it."""
         with self._lock:
             self._check_open()
-            if self._writer is not None:
+            if isinstance(point, datetime):
+                seq = self._seq_at_time(to_micros(point))
+            elif _is_int(point):
+                seq = int(point)
+            else:
+                raise InvalidInputError(
+                    f"as_of takes a seq (int) or a datetime; got {type(point).__name__}"
+                )
+            if not 1 <= seq <= self._state.seq:
+                raise InvalidInputError(
+                    f"as_of({seq}) is outside this database's history: seqs run from 1 to "
+                    f"{self._state.seq}"
+                )
+        try:
+            return Mnemos(
+                self.path,
+                embedder=self._embedder,  # the same model and cache: text asks work alike
+                dim=None,
+                durability=self.durability,
+                readonly=True,
+                create=False,
+                clock=self._clock,
+                snapshot_every_events=None,
+                snapshot_every_bytes=None,
+                log_retention=self._retention,
+                segment_bytes=64 * 1024 * 1024,
+                sync_interval_ms=50.0,
+                ann_background=False,
+                as_of_seq=seq,
+            )
+        except CorruptDatabaseError as exc:
+            if "log segment missing" not in str(exc):
+                raise
+            raise InvalidInputError(
+                f"as_of({seq}): the log before the oldest snapshot at or before it is no longer "
+                f"kept in {self.path} (log_retention='delete', or a compact since); only later "
+                "points can be viewed"
+            ) from None
+
+    def _seq_at_time(self, micros: int) -> int:
+        """The seq of the last event whose time ``at`` is at or before ``micros``."""
+        records, _tail = LogCursor(self._wal_dir, 0).read()
+        seq = 0
+        for record_seq, payload in records:
+            if decode_event(payload)["at"] > micros:
+                break
+            seq = record_seq
+        if not seq:
+            raise InvalidInputError("as_of: the database has no event at or before that time")
+        return seq
+
+    def refresh(self) -> int:
+        """Catch up with the writer's log (readonly handles); returns events applied.
+        A view from ``as_of`` stays where it is (0)."""
+        with self._lock:
+            self._check_open()
+            if self._writer is not None or self._as_of_seq is not None:
                 return 0
             assert self._cursor is not None
             before = self._state.seq
