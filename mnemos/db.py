@@ -1394,6 +1394,87 @@ class Mnemos:
                 "points can be viewed"
             ) from None
 
+    def fork(self, path: str | os.PathLike[str], *, at: int | None = None) -> Mnemos:
+        """Create a new database at ``path`` whose history is this one's up to event ``at``
+        (default: now), for a counterfactual run, and return it open for writing (with this
+        handle's embedder and durability). The log up to ``at`` and the newest snapshot at
+        or before it are copied byte for byte, so the fork's ``history``, ``as_of`` and
+        ``state_hash`` at ``at`` are this database's; nothing here changes. ``at`` must end
+        a transaction (not fall inside a ``remember_many`` batch) and lie within the
+        retained history."""
+        dest = os.fspath(path)
+        with self._lock:
+            self._check_open()
+            seq = self._state.seq if at is None else at
+            if not _is_int(seq) or not 1 <= seq <= self._state.seq:
+                raise InvalidInputError(
+                    f"fork(at={seq!r}) is outside this database's history: seqs run from 1 to "
+                    f"{self._state.seq}"
+                )
+            if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
+                raise InvalidInputError(
+                    f"{dest} already exists; fork into a new or empty directory"
+                )
+            # Through the segment holding ``seq``, or a successor starting right after it
+            # (kept as its header alone: a compaction leaves only such a segment).
+            segments = [
+                first for first in list_numbered(self._wal_dir, fmt.WAL_SUFFIX) if first <= seq + 1
+            ]
+            snapshots = [n for n in list_numbered(self._snap_dir, fmt.SNAP_SUFFIX) if n <= seq]
+            if not segments or (
+                segments[0] != 1 and (not snapshots or snapshots[-1] < segments[0] - 1)
+            ):
+                raise InvalidInputError(
+                    f"fork(at={seq}): the log before it is no longer kept in {self.path} "
+                    "(log_retention='delete', or a compact since); fork at a later point"
+                )
+            last = self._segment_prefix(segments[-1], seq)
+            self._storage.mkdir(dest)
+            for sub in (fmt.WAL_DIR, fmt.SNAPSHOT_DIR):
+                self._storage.mkdir(os.path.join(dest, sub))
+            for first in segments:
+                name = fmt.segment_name(first)
+                with open(os.path.join(self._wal_dir, name), "rb") as f:
+                    data = last if first == segments[-1] else f.read()
+                write_atomically(self._storage, os.path.join(dest, fmt.WAL_DIR, name), [data])
+            if snapshots:
+                name = fmt.snapshot_name(snapshots[-1])
+                with open(os.path.join(self._snap_dir, name), "rb") as f:
+                    data = f.read()
+                write_atomically(self._storage, os.path.join(dest, fmt.SNAPSHOT_DIR, name), [data])
+            with open(os.path.join(self.path, fmt.DB_FILE), "rb") as f:
+                header = f.read()
+            write_atomically(self._storage, os.path.join(dest, fmt.DB_FILE), [header])
+            self._storage.fsync_dir(os.path.dirname(os.path.abspath(dest)))
+        return Mnemos.open(dest, embedder=self._embedder, durability=self.durability)
+
+    def _segment_prefix(self, first: int, seq: int) -> bytes:
+        """The bytes of segment ``first`` up to the end of record ``seq``, which must end
+        a transaction (FORMAT.md "Record": records follow each other with no padding)."""
+        path = os.path.join(self._wal_dir, fmt.segment_name(first))
+        with open(path, "rb") as f:
+            data = f.read()
+        header = decode_segment_header(data, path)
+        if first == seq + 1:
+            return data[: fmt.SEGMENT_HEADER_BYTES]
+        body = memoryview(data)[fmt.SEGMENT_HEADER_BYTES :]
+        result = scan_records(
+            body, fmt.SEGMENT_HEADER_BYTES, header.salt, first - 1, header.prev_crc
+        )
+        end = fmt.SEGMENT_HEADER_BYTES
+        for record_seq, _crc, payload in result.records:
+            start, end = end, end + fmt.RECORD_HEADER_BYTES + len(payload)
+            if record_seq == seq:
+                *_head, index, count, _unsynced = fmt.RECORD_HEADER.unpack_from(data, start)
+                if index + 1 != count:
+                    raise InvalidInputError(
+                        f"fork(at={seq}) falls inside a transaction of {count} events (seqs "
+                        f"{seq - index} to {seq - index + count - 1}); fork at its last seq, or "
+                        "before its first"
+                    )
+                return data[:end]
+        raise InvalidInputError(f"fork(at={seq}): event {seq} is not in {path}")
+
     def _seq_at_time(self, micros: int) -> int:
         """The seq of the last event whose time ``at`` is at or before ``micros``."""
         records, _tail = LogCursor(self._wal_dir, 0).read()
