@@ -22,6 +22,7 @@ from .errors import (
 )
 from .format import FORMAT_VERSION
 from .recovery import VerifyReport, repair, verify
+from .replay import Divergence, ReplayReport
 from .types import Document, Hit, Memory, Neighbor, Version
 
 __version__ = "0.1.0"
@@ -46,6 +47,8 @@ __all__ = [
     "StorageError",
     "Version",
     "VerifyReport",
+    "ReplayReport",
+    "Divergence",
     "backend",
     "repair",
     "verify",

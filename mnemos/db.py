@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import chunking, retrieval
+from . import chunking, replay, retrieval
 from . import format as fmt
 from ._native import backend, crc32
 from .errors import (
@@ -77,6 +77,7 @@ from .wal import (
     list_numbered,
     new_salt,
     scan_records,
+    segment_records,
 )
 
 log = logging.getLogger("mnemos")
@@ -166,6 +167,7 @@ class Mnemos:
         sync_interval_ms: float,
         ann_background: bool = True,
         as_of_seq: int | None = None,
+        init_payload: bytes | None = None,
     ):
         if durability not in DURABILITIES:
             raise InvalidInputError(
@@ -223,6 +225,8 @@ class Mnemos:
         self._builder: GraphBuilder | None = None
         # A view of the past (``as_of``): the state after this seq, never refreshed.
         self._as_of_seq = as_of_seq
+        # A replay into a new database creates it with the replayed log's first event.
+        self._init_payload = init_payload
         _OPEN_HANDLES.add(self)
         try:
             self._prepare_directory(create, dim)
@@ -336,7 +340,7 @@ class Mnemos:
                 self._storage.unlink(os.path.join(sub, name))
         self._storage.fsync_dir(self.path)
         salt = new_salt()
-        payload = encode_event(self._init_event(dim))
+        payload = self._init_payload or encode_event(self._init_event(dim))
         record, _crc = encode_record(salt, 1, 0, 0, 1, 0, payload)
         write_atomically(
             self._storage,
@@ -1344,6 +1348,114 @@ class Mnemos:
             self._snap_dir, fmt.SNAP_SUFFIX
         )
 
+    def export_replay(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        checkpoint_every: int = replay.CHECKPOINT_EVERY,
+    ) -> dict[str, Any]:
+        """Write this database's events ``since..until`` (seqs, or datetimes meaning the
+        events written by then; default: the whole retained history) to a self-contained,
+        checksummed, compressed replay log at ``path`` (FORMAT.md "Replay logs"), with the
+        state hash every ``checkpoint_every`` events and at the end. A log that starts
+        after seq 1 records the state hash it continues. Returns what was written."""
+        for name, value in (("checkpoint_every", checkpoint_every),):
+            if not _is_int(value) or value < 1:
+                raise InvalidInputError(f"{name} must be a positive int; got {value!r}")
+        with self._lock:
+            self._check_open()
+            first = 1 if since is None else self._seq_of(since, "since", start=True)
+            last = self._state.seq if until is None else self._seq_of(until, "until")
+            if not 1 <= first <= last <= self._state.seq:
+                raise InvalidInputError(
+                    f"export_replay needs 1 <= since <= until <= {self._state.seq}; got "
+                    f"{first}..{last}"
+                )
+        if first == 1:
+            base = State()
+        else:
+            with self.as_of(first - 1) as view:
+                base = view._state
+        return replay.export(self, os.fspath(path), first, last, base, checkpoint_every)
+
+    @staticmethod
+    def replay(
+        path: str | os.PathLike[str],
+        into: str | os.PathLike[str] | None = None,
+        *,
+        verify: bool = True,
+        stop_at: int | None = None,
+    ) -> replay.ReplayReport:
+        """Rebuild the state a replay log describes, in memory or ``into`` a database
+        directory (a new one for a log from seq 1; for a log that continues a base state,
+        a database at that state, such as a ``fork``), and check it against the log's
+        running digests and state hashes (``verify``). Stops after event ``stop_at`` (in a
+        database, at the end of its transaction). The report's ``divergence`` is the first
+        disagreement, with its seq; a damaged log raises ``CorruptDatabaseError``."""
+        src = os.fspath(path)
+        if stop_at is not None and (not _is_int(stop_at) or stop_at < 1):
+            raise InvalidInputError(f"stop_at must be a positive int; got {stop_at!r}")
+        if into is None:
+            return replay.run(src, None, verify=verify, stop_at=stop_at)
+        dest = os.fspath(into)
+        with replay.ReplayLog(src) as log:
+            fresh = log.header.get("base") is None
+            first = next(log.entries(), None) if fresh else None
+        if fresh:
+            if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
+                raise InvalidInputError(
+                    f"{dest} already exists; a log from seq 1 replays into a new directory"
+                )
+            if first is None or first.seq != 1:
+                raise CorruptDatabaseError(
+                    f"replay log {src} does not start with event 1", path=src
+                )
+            init = first.payload[replay.CHAIN_BYTES :]
+            target = Mnemos(
+                dest,
+                embedder=None,
+                dim=None,
+                durability="normal",
+                readonly=False,
+                create=True,
+                clock=None,
+                snapshot_every_events=None,
+                snapshot_every_bytes=None,
+                log_retention="keep",
+                segment_bytes=64 * 1024 * 1024,
+                sync_interval_ms=50.0,
+                init_payload=init,
+            )
+        else:
+            target = Mnemos.open(dest, embedder=None, create=False)
+        with target:
+            report = replay.run(src, target, verify=verify, stop_at=stop_at)
+            target.checkpoint()
+        return report
+
+    def _append_replayed(self, payloads: list[bytes]) -> None:
+        """Log and apply one replayed transaction as it was logged (no validation: these
+        events were validated by the database that first wrote them)."""
+        writer = self._writable()
+        first = writer.append(payloads)
+        for i, payload in enumerate(payloads):
+            self._state.apply(first + i, decode_event(payload))
+        self._events_since_snapshot += len(payloads)
+
+    def _seq_of(self, point: object, name: str, *, start: bool = False) -> int:
+        """A seq, or for a datetime the last event written at or before it (for ``start``,
+        the first event after the ones before it)."""
+        if isinstance(point, datetime):
+            micros = to_micros(point)
+            return self._seq_at_time(micros - 1) + 1 if start else self._seq_at_time(micros)
+        if isinstance(point, int) and not isinstance(point, bool):
+            return point
+        raise InvalidInputError(
+            f"{name} takes a seq (int) or a datetime; got {type(point).__name__}"
+        )
+
     def as_of(self, point: int | datetime) -> Mnemos:
         """A read-only view of the state right after event ``point`` (a seq), or after the
         last event written at or before ``point`` (a ``datetime``; naive means UTC). It
@@ -1357,6 +1469,10 @@ class Mnemos:
             self._check_open()
             if isinstance(point, datetime):
                 seq = self._seq_at_time(to_micros(point))
+                if not seq:
+                    raise InvalidInputError(
+                        "as_of: the database has no event at or before that time"
+                    )
             elif _is_int(point):
                 seq = int(point)
             else:
@@ -1452,39 +1568,29 @@ class Mnemos:
         """The bytes of segment ``first`` up to the end of record ``seq``, which must end
         a transaction (FORMAT.md "Record": records follow each other with no padding)."""
         path = os.path.join(self._wal_dir, fmt.segment_name(first))
-        with open(path, "rb") as f:
-            data = f.read()
-        header = decode_segment_header(data, path)
+        data, spans = segment_records(path, first)
         if first == seq + 1:
             return data[: fmt.SEGMENT_HEADER_BYTES]
-        body = memoryview(data)[fmt.SEGMENT_HEADER_BYTES :]
-        result = scan_records(
-            body, fmt.SEGMENT_HEADER_BYTES, header.salt, first - 1, header.prev_crc
-        )
-        end = fmt.SEGMENT_HEADER_BYTES
-        for record_seq, _crc, payload in result.records:
-            start, end = end, end + fmt.RECORD_HEADER_BYTES + len(payload)
-            if record_seq == seq:
-                *_head, index, count, _unsynced = fmt.RECORD_HEADER.unpack_from(data, start)
-                if index + 1 != count:
+        for span in spans:
+            if span.seq == seq:
+                if span.txn_index + 1 != span.txn_count:
+                    start = seq - span.txn_index
                     raise InvalidInputError(
-                        f"fork(at={seq}) falls inside a transaction of {count} events (seqs "
-                        f"{seq - index} to {seq - index + count - 1}); fork at its last seq, or "
-                        "before its first"
+                        f"fork(at={seq}) falls inside a transaction of {span.txn_count} events "
+                        f"(seqs {start} to {start + span.txn_count - 1}); fork at its last seq, "
+                        "or before its first"
                     )
-                return data[:end]
+                return data[: span.end]
         raise InvalidInputError(f"fork(at={seq}): event {seq} is not in {path}")
 
     def _seq_at_time(self, micros: int) -> int:
-        """The seq of the last event whose time ``at`` is at or before ``micros``."""
+        """The seq of the last event whose time ``at`` is at or before ``micros`` (0: none)."""
         records, _tail = LogCursor(self._wal_dir, 0).read()
         seq = 0
         for record_seq, payload in records:
             if decode_event(payload)["at"] > micros:
                 break
             seq = record_seq
-        if not seq:
-            raise InvalidInputError("as_of: the database has no event at or before that time")
         return seq
 
     def refresh(self) -> int:

@@ -279,6 +279,35 @@ def list_numbered(directory: str, suffix: str) -> list[int]:
     return sorted(n for n in numbers if n is not None)
 
 
+def segment_records(path: str, first_seq: int) -> tuple[bytes, list[RecordSpan]]:
+    """The bytes of segment ``path`` (named ``first_seq``) and its committed records, each
+    with its transaction position and where it ends (records follow one another with no
+    padding, FORMAT.md "Record")."""
+    with open(path, "rb") as f:
+        data = f.read()
+    header = decode_segment_header(data, path)
+    body = memoryview(data)[fmt.SEGMENT_HEADER_BYTES :]
+    result = scan_records(
+        body, fmt.SEGMENT_HEADER_BYTES, header.salt, first_seq - 1, header.prev_crc
+    )
+    spans = []
+    end = fmt.SEGMENT_HEADER_BYTES
+    for seq, _crc, payload in result.records:
+        start, end = end, end + fmt.RECORD_HEADER_BYTES + len(payload)
+        *_head, index, count, _unsynced = fmt.RECORD_HEADER.unpack_from(data, start)
+        spans.append(RecordSpan(seq, index, count, end, payload))
+    return data, spans
+
+
+@dataclass(frozen=True)
+class RecordSpan:
+    seq: int
+    txn_index: int
+    txn_count: int
+    end: int  # file offset just past the record
+    payload: memoryview
+
+
 def _read_from(path: str, offset: int, *, sealed: bool) -> bytes | memoryview:
     """The bytes of a segment from ``offset``. A sealed segment (one with a successor) is
     never written or truncated again, so it is mapped instead of copied; the last segment

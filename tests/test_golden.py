@@ -170,3 +170,17 @@ def test_todays_writer_reproduces_the_v1_log(tmp_path):
     digest = maker.build(tmp_path / "fresh.mem")
     assert digest == (DATA / "v1.state_hash").read_text().strip()
     assert _records(tmp_path / "fresh.mem" / "wal") == _records(DATA / "v1.mem" / "wal")
+
+
+def test_replay_log_golden_replays_to_its_recorded_state(tmp_path):
+    """tests/data/replay-v1.log (v1.mem exported, checkpoints every 10 events) replays, in
+    memory and into a new database, to v1.mem's state with every checkpoint verified."""
+    log = DATA / "replay-v1.log"
+    expected = (DATA / "v1.state_hash").read_text().strip()
+    report = Mnemos.replay(log)
+    assert report.ok and report.complete and report.checkpoints_verified == 6
+    assert report.state_hash == expected
+    report = Mnemos.replay(log, into=tmp_path / "again.mem")
+    assert report.ok
+    with Mnemos.open(tmp_path / "again.mem", embedder=None) as db:
+        assert db.state_hash() == expected
