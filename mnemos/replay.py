@@ -370,3 +370,73 @@ def run(path: str, into: Mnemos | None, *, verify: bool, stop_at: int | None) ->
                 raise log._fail("it ends before its END entry (truncated?)")
         report.state_hash = state.state_hash()
         return report
+
+
+# -- diff -----------------------------------------------------------------------------------
+
+
+class Source:
+    """A replay log (from seq 1) or a database directory, read for ``diff``: a digest of
+    each event by seq, and the final state."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        from .db import Mnemos  # db imports this module
+
+        self.path = os.fspath(path)
+        self.events: dict[int, bytes] = {}
+        if os.path.isdir(self.path):
+            with Mnemos.open(self.path, embedder=None, readonly=True, create=False) as db:
+                self.state = db._state
+                wal = os.path.join(self.path, fmt.WAL_DIR)
+                for seq, _index, _count, payload in log_records(wal, 1, db.seq):
+                    self.events[seq] = _event_digest(payload)
+            return
+        self.state = State()
+        with ReplayLog(self.path) as log:
+            if log.header.get("base") is not None:
+                raise InvalidInputError(
+                    f"{self.path} starts after seq 1; diff compares whole histories"
+                )
+            for entry in log.entries():
+                if entry.kind == KIND_EVENT:
+                    event = entry.payload[CHAIN_BYTES:]
+                    self.events[entry.seq] = _event_digest(event)
+                    self.state.apply(entry.seq, decode_event(event))
+
+    def memories(self) -> dict[str, tuple[Any, ...]]:
+        """Each live memory's id and content (text, metadata, namespace, kind, importance,
+        timestamp, vector)."""
+        s = self.state
+        return {
+            mid: (*s._content(row)[4:], s.vector(row).tobytes())
+            for mid, row in s.rows.items()
+            if not s.dseqs[row]
+        }
+
+
+def _event_digest(event: bytes) -> bytes:
+    return hashlib.blake2b(event, digest_size=16).digest()
+
+
+def diff(a: Source, b: Source) -> dict[str, Any]:
+    """The first seq whose event differs (or exists on one side only), and the live
+    memories only in ``a``, only in ``b``, and in both with different content."""
+    first = None
+    for seq in range(1, max(len(a.events), len(b.events)) + 1):
+        if a.events.get(seq) != b.events.get(seq):
+            first = seq
+            break
+    ma, mb = a.memories(), b.memories()
+    changed = sorted(mid for mid in ma.keys() & mb.keys() if ma[mid] != mb[mid])
+    result = {
+        "a": a.path,
+        "b": b.path,
+        "first_diverging_seq": first,
+        "a_state_hash": a.state.state_hash(),
+        "b_state_hash": b.state.state_hash(),
+        "only_in_a": sorted(ma.keys() - mb.keys()),
+        "only_in_b": sorted(mb.keys() - ma.keys()),
+        "changed": changed,
+    }
+    result["same"] = first is None and result["a_state_hash"] == result["b_state_hash"]
+    return result
