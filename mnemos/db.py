@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import chunking, replay, retrieval
+from . import chunking, replay, retrieval, trace
 from . import format as fmt
 from ._native import backend, crc32
 from .errors import (
@@ -64,6 +64,7 @@ from .snapshot import SnapshotError, SnapshotInfo, load_snapshot, write_snapshot
 from .state import State
 from .state import Version as VersionTuple
 from .storage import OSStorage, write_atomically
+from .trace import TRACE_FILE, TraceWriter
 from .types import Document, Hit, Memory, Neighbor, Version
 from .wal import (
     LogCursor,
@@ -115,6 +116,7 @@ class Mnemos:
         durability: str = "full",
         readonly: bool = False,
         create: bool = True,
+        trace: bool = False,
         clock: Clock | None = None,
         snapshot_every_events: int | None = 10_000,
         snapshot_every_bytes: int | None = 64 * 1024 * 1024,
@@ -133,6 +135,8 @@ class Mnemos:
         ``snapshot_every_events`` events or ``snapshot_every_bytes`` bytes of log.
         ``ann_background``: bring the approximate index up to date on a background
         thread (else the first approximate ask after writes does it); answers are the same.
+        ``trace``: record every ``ask`` (parameters, query vector, hits) beside the log, for
+        ``export_replay`` and a replay to check (a writer handle only).
         """
         return cls(
             os.fspath(path),
@@ -141,6 +145,7 @@ class Mnemos:
             durability=durability,
             readonly=readonly,
             create=create,
+            trace=trace,
             clock=clock,
             snapshot_every_events=snapshot_every_events,
             snapshot_every_bytes=snapshot_every_bytes,
@@ -168,6 +173,7 @@ class Mnemos:
         ann_background: bool = True,
         as_of_seq: int | None = None,
         init_payload: bytes | None = None,
+        trace: bool = False,
     ):
         if durability not in DURABILITIES:
             raise InvalidInputError(
@@ -227,6 +233,11 @@ class Mnemos:
         self._as_of_seq = as_of_seq
         # A replay into a new database creates it with the replayed log's first event.
         self._init_payload = init_payload
+        if not isinstance(trace, bool):
+            raise InvalidInputError(f"trace must be True or False; got {trace!r}")
+        if trace and readonly:
+            raise InvalidInputError("trace=True records asks in the database: open it writable")
+        self._tracer: TraceWriter | None = None
         _OPEN_HANDLES.add(self)
         try:
             self._prepare_directory(create, dim)
@@ -241,6 +252,8 @@ class Mnemos:
                     sync_interval_ms=sync_interval_ms,
                 )
             self._check_identity(dim)
+            if trace:
+                self._tracer = TraceWriter(self._storage, os.path.join(path, TRACE_FILE))
         except BaseException:
             self._release()
             raise
@@ -283,6 +296,7 @@ class Mnemos:
             fmt.SNAPSHOT_DIR,
             fmt.DB_FILE,
             fmt.DB_FILE + fmt.TMP_SUFFIX,
+            TRACE_FILE,
         }
         foreign = sorted(set(os.listdir(path)) - ours)
         if foreign:  # checked before the lock file is made: refusing writes nothing
@@ -568,7 +582,10 @@ class Mnemos:
 
     def _release(self) -> None:
         writer, self._writer = self._writer, None
+        tracer, self._tracer = self._tracer, None
         try:
+            if tracer is not None:
+                tracer.close()
             if writer is not None:
                 writer.close()
         finally:
@@ -1042,6 +1059,8 @@ class Mnemos:
         self._writer.roll()
         self._writer.sync()
         self._writer.check()
+        if self._tracer is not None:
+            self._tracer.sync()
         try:
             info = write_snapshot(self._storage, self._snap_dir, self._state, self._writer.crc)
         except OSError as exc:
@@ -1284,7 +1303,16 @@ class Mnemos:
                 embedded = self._embed([checked_texts[i] for i in embed])  # type: ignore[misc]
                 for i, vec in zip(embed, embedded, strict=True):
                     qvecs[i] = np.frombuffer(vec, dtype="<f4")
-            ranked = retrieval.rank(s, p, list(zip(checked_texts, qvecs, strict=True)))
+            queries = list(zip(checked_texts, qvecs, strict=True))
+            ranked = retrieval.rank(s, p, queries)
+            if self._tracer is not None:
+                graph = s.graph_applies(retrieval.row_mask(s, p), exact=p.exact)
+                self._tracer.append(
+                    [
+                        trace.record(s.seq, t, v, p, graph, [(s.ids[r.row], r.score) for r in hits])
+                        for (t, v), hits in zip(queries, ranked, strict=True)
+                    ]
+                )
             return [[self._hit(r.row, r.score, r.components) for r in hits] for hits in ranked]
 
     def _hit(self, row: int, score: float, components: dict[str, float] | None) -> Hit:

@@ -11,6 +11,7 @@ log gives the same state hashes on every machine and on both backends.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import struct
@@ -19,12 +20,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgpack
+import numpy as np
 import zstandard
 
 from . import format as fmt
+from . import retrieval, trace
 from ._native import crc32
 from .errors import CorruptDatabaseError, InvalidInputError
 from .events import decode_event
+from .index.ann import available as ann_available
 from .state import State
 from .wal import list_numbered, segment_records
 
@@ -37,6 +41,7 @@ PREFIX = struct.Struct("<8sII")  # magic, version, header bytes
 ENTRY = struct.Struct("<BQIII")  # kind, seq, txn_index, txn_count, payload bytes
 KIND_EVENT = 1
 KIND_CHECKPOINT = 2
+KIND_TRACE = 3
 KIND_END = 4
 CHAIN_BYTES = 16
 CHECKPOINT_EVERY = 10_000
@@ -95,6 +100,11 @@ def export(
     prefix = PREFIX.pack(MAGIC, VERSION, len(packed)) + packed
     prefix += crc32(prefix).to_bytes(4, "little")
     tmp = path + fmt.TMP_SUFFIX
+    traces: dict[int, list[bytes]] = {}
+    for traced in trace.read(os.path.join(db.path, trace.TRACE_FILE))[0]:
+        if first - 1 <= traced["after"] <= last:
+            traces.setdefault(traced["after"], []).append(msgpack.packb(traced, use_bin_type=True))
+    traced_count = sum(map(len, traces.values()))
     chain = bytes(CHAIN_BYTES)
     events = checkpoints = at_checkpoint = 0
     interval = checkpoint_every
@@ -105,6 +115,8 @@ def export(
         with zstandard.ZstdCompressor(compression_params=params).stream_writer(
             f, closefd=False
         ) as out:
+            for payload in traces.get(first - 1, []):
+                _write_entry(out, KIND_TRACE, first - 1, 0, 0, payload)
             for seq, index, count, payload in log_records(db._wal_dir, first, last):
                 if seq == first and index:
                     raise InvalidInputError(
@@ -128,11 +140,17 @@ def export(
                     interval = max(checkpoint_every, len(state.ids))
                     _write_entry(out, KIND_CHECKPOINT, seq, 0, 0, _digest(state))
                     checkpoints += 1
+                if index + 1 == count and seq != last:
+                    for traced_payload in traces.get(seq, []):
+                        _write_entry(out, KIND_TRACE, seq, 0, 0, traced_payload)
             if state.seq != last:
                 raise InvalidInputError(f"the log ends at seq {state.seq}, before {last}")
             _write_entry(out, KIND_CHECKPOINT, last, 0, 0, _digest(state))
             checkpoints += 1
-            end = {"events": events, "checkpoints": checkpoints, "chain": chain}
+            for traced_payload in traces.get(last, []):
+                _write_entry(out, KIND_TRACE, last, 0, 0, traced_payload)
+            end: dict[str, Any] = {"events": events, "checkpoints": checkpoints}
+            end["traces"], end["chain"] = traced_count, chain
             _write_entry(out, KIND_END, last, 0, 0, msgpack.packb(end, use_bin_type=True))
         f.flush()
         os.fsync(f.fileno())
@@ -143,6 +161,7 @@ def export(
         "last_seq": last,
         "events": events,
         "checkpoints": checkpoints,
+        "traces": traced_count,
         "bytes": os.path.getsize(path),
         "state_hash": state.state_hash(),
     }
@@ -285,6 +304,8 @@ class ReplayReport:
     into: str | None
     events_applied: int = 0
     checkpoints_verified: int = 0
+    traces_verified: int = 0  # traced asks asked again with the same answer
+    traces_skipped: int = 0  # traced asks the graph answered, on a backend without it
     first_seq: int = 0
     last_seq: int = 0
     state_hash: str = ""
@@ -351,6 +372,23 @@ def run(path: str, into: Mnemos | None, *, verify: bool, stop_at: int | None) ->
                     )
                     break
                 report.checkpoints_verified += 1
+            elif entry.kind == KIND_TRACE and verify:
+                traced = msgpack.unpackb(entry.payload, raw=False)
+                if traced["path"] == "ann" and not ann_available():
+                    report.traces_skipped += 1
+                    continue
+                again = _ask_again(state, traced)
+                if not trace.same_hits(traced["hits"], again):
+                    report.divergence = Divergence(
+                        entry.seq,
+                        "read",
+                        _hits_text(traced["hits"]),
+                        _hits_text(again),
+                        None,
+                        state.state_hash(),
+                    )
+                    break
+                report.traces_verified += 1
             elif entry.kind == KIND_END:
                 end = msgpack.unpackb(entry.payload, raw=False)
                 report.details = {"events": end["events"], "checkpoints": end["checkpoints"]}
@@ -370,6 +408,19 @@ def run(path: str, into: Mnemos | None, *, verify: bool, stop_at: int | None) ->
                 raise log._fail("it ends before its END entry (truncated?)")
         report.state_hash = state.state_hash()
         return report
+
+
+def _ask_again(state: State, traced: dict[str, Any]) -> list[tuple[str, float]]:
+    """A traced ask run on ``state``, by the path that answered it (graph or exact)."""
+    params = trace.decode_params(traced["params"])
+    params = dataclasses.replace(params, exact=traced["path"] == "exact")
+    vector = None if traced["vec"] is None else np.frombuffer(traced["vec"], dtype="<f4")
+    hits = retrieval.rank(state, params, [(traced["query"], vector)])[0]
+    return [(state.ids[hit.row], hit.score) for hit in hits]
+
+
+def _hits_text(hits: Any) -> str:
+    return " ".join(f"{mid}:{score:.6f}" for mid, score in hits)
 
 
 # -- diff -----------------------------------------------------------------------------------

@@ -121,20 +121,27 @@ class State:
         path that found it."""
         vectors = self.vectors
         assert vectors is not None
-        if not exact and self.ann is not None and ann.available():
-            n = vectors.n
-            selected = int(np.count_nonzero(mask[:n]))
-            if selected >= ann.ANN_ROWS_MIN and selected >= ann.EXACT_MASK_BELOW * n:
-                graph = self.ann.ready(vectors)
-                wide = np.asarray(queries, dtype=np.float64)
-                units = wide / np.sqrt(np.square(wide).sum(axis=1, keepdims=True))
-                ef = max(graph.ef_search, top_k)
-                found_all = graph.search(units.astype(np.float32), top_k, mask[:n], ef)
-                return [
-                    vectors.rescore(np.asarray([row for row, _ in found], dtype=np.int64), unit)
-                    for found, unit in zip(found_all, units, strict=True)
-                ]
+        if self.graph_applies(mask, exact=exact):
+            assert self.ann is not None
+            graph = self.ann.ready(vectors)
+            wide = np.asarray(queries, dtype=np.float64)
+            units = wide / np.sqrt(np.square(wide).sum(axis=1, keepdims=True))
+            ef = max(graph.ef_search, top_k)
+            found_all = graph.search(units.astype(np.float32), top_k, mask[: vectors.n], ef)
+            return [
+                vectors.rescore(np.asarray([row for row, _ in found], dtype=np.int64), unit)
+                for found, unit in zip(found_all, units, strict=True)
+            ]
         return vectors.search(queries, top_k, mask, namespaces)
+
+    def graph_applies(self, mask: np.ndarray, *, exact: bool) -> bool:
+        """Whether a vector search over ``mask`` goes through the ANN graph (see
+        ``vector_search``)."""
+        if exact or self.ann is None or self.vectors is None or not ann.available():
+            return False
+        n = self.vectors.n
+        selected = int(np.count_nonzero(mask[:n]))
+        return selected >= ann.ANN_ROWS_MIN and selected >= ann.EXACT_MASK_BELOW * n
 
     def vector(self, row: int) -> np.ndarray:
         assert self.vectors is not None

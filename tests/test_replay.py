@@ -19,7 +19,7 @@ import msgpack
 import numpy as np
 import pytest
 import zstandard
-from conftest import FixedClock
+from conftest import FixedClock, vec
 
 from mnemos import CorruptDatabaseError, InvalidInputError, Mnemos, _native
 from mnemos import replay as rp
@@ -48,6 +48,7 @@ def _agent_run(db: Mnemos) -> None:
         ["deploys happen on tuesdays", {"text": "Ada likes chess", "namespace": "people"}]
     )
     db.ask("what does the user drink", top_k=2)
+    db.ask_many(["chess", "tuesday deploys"], top_k=3, namespace=["default", "people"])
     db.connect(a, ids[0], relation="context", weight=0.5)
     db.update(a, text="the user prefers black coffee")
     db.ingest_document("Mnemos keeps memories. " * 40, chunk_size=32, overlap=4, doc_id="doc")
@@ -56,13 +57,15 @@ def _agent_run(db: Mnemos) -> None:
     db.remember("again", id=ids[0])
     for i in range(8):
         db.remember(f"note number {i}", kind="semantic" if i % 2 else "episodic")
+    db.ask("note", top_k=5, kind="semantic", explain=True, recency_bias=True)
+    db.ask(vector=db.get(a).vector, top_k=4, where={"topic": "prefs"}, exact=True)
 
 
 @pytest.fixture
 def run(tmp_path):
     """A database after the agent run, its replay log (checkpoints every 5 events)."""
     path = tmp_path / "agent.mem"
-    with Mnemos.open(path, embedder=WordEmbedder(), clock=FixedClock(step=1)) as db:
+    with Mnemos.open(path, embedder=WordEmbedder(), clock=FixedClock(step=1), trace=True) as db:
         _agent_run(db)
         written = db.export_replay(tmp_path / "run.log", checkpoint_every=5)
         yield db, tmp_path / "run.log", written
@@ -78,6 +81,8 @@ def test_replay_reproduces_the_run_in_memory_and_into_a_database(run, tmp_path):
     # document is one transaction of over 100 events), and at the end.
     assert report.checkpoints_verified == written["checkpoints"] >= 3
     assert report.state_hash == db.state_hash()
+    # Every traced ask (two single asks, a batch of two, two more) was asked again alike.
+    assert written["traces"] == report.traces_verified == 6 and report.traces_skipped == 0
     into = tmp_path / "replayed.mem"
     report = Mnemos.replay(log, into=into)
     assert report.ok and report.state_hash == db.state_hash()
@@ -91,7 +96,7 @@ def test_both_backends_replay_to_the_same_hashes(run):
     db, log, _written = run
     script = (
         "import sys, mnemos; r = mnemos.Mnemos.replay(sys.argv[1]); "
-        "print(mnemos.backend(), r.ok, r.checkpoints_verified, r.state_hash)"
+        "print(mnemos.backend(), r.ok, r.checkpoints_verified, r.traces_verified, r.state_hash)"
     )
     for backend in ("python", "rust"):
         env = {**os.environ, "MNEMOS_BACKEND": backend}
@@ -101,9 +106,9 @@ def test_both_backends_replay_to_the_same_hashes(run):
             [sys.executable, "-c", script, str(log)], env=env, capture_output=True, text=True
         )
         assert out.returncode == 0, out.stderr
-        name, ok, checkpoints, digest = out.stdout.split()
+        name, ok, checkpoints, traces, digest = out.stdout.split()
         assert (name, ok, digest) == (backend, "True", db.state_hash())
-        assert int(checkpoints) > 0
+        assert int(checkpoints) > 0 and int(traces) == 6
 
 
 def _rewrite(log, change) -> None:
@@ -156,13 +161,12 @@ def test_an_edited_event_is_the_divergence_at_exactly_that_event(run):
 
 
 def test_an_edit_with_a_forged_digest_is_caught_at_the_next_checkpoint(run):
-    _db, log, _written = run
-    target = 4
+    db, log, _written = run
+    target = db.seq  # the last note: the final checkpoint follows it, before the last asks
     _rewrite(log, lambda entries: _edit_event(entries, target, forge_chain=True))
     report = Mnemos.replay(log)
     d = report.divergence
-    assert d is not None and d.kind == "state"
-    assert target <= d.seq < target + 5 + 3  # the first checkpoint after it (batches round up)
+    assert d is not None and (d.kind, d.seq) == ("state", target)
     assert d.expected_state_hash != d.actual_state_hash
     assert Mnemos.replay(log, verify=False).ok
 
@@ -219,3 +223,89 @@ def test_a_later_range_replays_onto_a_fork_at_its_base(run, tmp_path):
         Mnemos.replay(part, into=tmp_path / "other.mem")
     with pytest.raises(InvalidInputError, match="inside a transaction"):
         db.export_replay(tmp_path / "bad.log", since=4)  # seq 4 is inside remember_many
+
+
+def test_tracing_changes_no_state_and_an_edited_read_is_the_divergence(run, tmp_path):
+    db, log, _written = run
+    with Mnemos.open(
+        tmp_path / "plain.mem", embedder=WordEmbedder(), clock=FixedClock(step=1)
+    ) as plain:
+        _agent_run(plain)
+        assert plain.state_hash() == db.state_hash()
+        assert not (tmp_path / "plain.mem" / "TRACE").exists()
+
+    def swap_hits(entries):
+        """Swap the first two hits of the first traced ask whose two scores differ."""
+        for entry in entries:
+            if entry[0] != rp.KIND_TRACE:
+                continue
+            record = msgpack.unpackb(entry[4], raw=False)
+            hits = record["hits"]
+            if len(hits) >= 2 and abs(hits[0][1] - hits[1][1]) > 1e-5:
+                hits[0], hits[1] = hits[1], hits[0]
+                entry[4] = msgpack.packb(record, use_bin_type=True)
+                return entry[1]
+        raise AssertionError("no traced ask with two distinct scores")
+
+    seqs = []
+    _rewrite(log, lambda entries: seqs.append(swap_hits(entries)))
+    report = Mnemos.replay(log)
+    d = report.divergence
+    assert d is not None and (d.kind, d.seq) == ("read", seqs[0])
+    assert d.expected != d.actual and d.expected.split()[0] == d.actual.split()[1]
+
+
+def test_a_torn_trace_tail_is_dropped_at_open(tmp_path):
+    path = tmp_path / "t.mem"
+    with Mnemos.open(path, embedder=None, dim=8, trace=True) as db:
+        db.remember("tea", vector=vec(1))
+        db.ask(vector=vec(1), top_k=1)
+        db.ask(vector=vec(2), top_k=1)
+    whole = (path / "TRACE").read_bytes()
+    (path / "TRACE").write_bytes(whole[:-7])  # the second trace cut short
+    with Mnemos.open(path, embedder=None, trace=True) as db:
+        assert len((path / "TRACE").read_bytes()) < len(whole) - 7
+        db.ask(vector=vec(3), top_k=1)
+        written = db.export_replay(tmp_path / "t.log")
+    assert written["traces"] == 2
+    report = Mnemos.replay(tmp_path / "t.log")
+    assert report.ok and report.traces_verified == 2
+    with pytest.raises(InvalidInputError, match="open it writable"):
+        Mnemos.open(path, embedder=None, readonly=True, trace=True)
+
+
+def test_reads_the_graph_answered_replay_through_the_same_graph(tmp_path, monkeypatch):
+    """Traced asks the ANN graph answered are asked again through the graph the replayed
+    events rebuild (the same one: it is a function of the log); the Python reference,
+    which has no graph, counts them as skipped rather than comparing exact answers."""
+    from mnemos.index import ann
+
+    monkeypatch.setattr(ann, "ANN_ROWS_MIN", 12)
+    path = tmp_path / "g.mem"
+    with Mnemos.open(path, embedder=None, dim=8, trace=True) as db:
+        ids = db.remember_many([{"text": f"m {i}", "vector": vec(i)} for i in range(200)])
+        for i in range(5):
+            db.ask(vector=vec(1000 + i), top_k=5)
+        db.forget(ids[3])
+        db.update(ids[4], vector=vec(77))
+        db.ask(vector=vec(77), top_k=5)
+        db.export_replay(tmp_path / "g.log")
+    paths = {t["path"] for t in rp.trace.read(str(path / "TRACE"))[0]}
+    assert paths == ({"ann"} if ann.available() else {"exact"})
+    report = Mnemos.replay(tmp_path / "g.log")
+    assert report.ok
+    assert (report.traces_verified, report.traces_skipped) == (6, 0)
+    if ann.available():  # the same log on the Python reference: the graph's reads skipped
+        script = (
+            "import sys, mnemos; r = mnemos.Mnemos.replay(sys.argv[1]); "
+            "print(r.ok, r.traces_verified, r.traces_skipped, r.state_hash)"
+        )
+        env = {**os.environ, "MNEMOS_BACKEND": "python"}
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "g.log")],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["True", "0", "6", report.state_hash]
