@@ -88,7 +88,11 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 def _cmd_export_replay(args: argparse.Namespace) -> int:
     with Mnemos.open(args.path, embedder=None, readonly=True, create=False) as db:
         written = db.export_replay(
-            args.out, since=args.since, until=args.until, checkpoint_every=args.checkpoint_every
+            args.out,
+            since=args.since,
+            until=args.until,
+            namespaces=args.namespace,
+            checkpoint_every=args.checkpoint_every,
         )
     _print(written, args.json)
     return EXIT_OK
@@ -190,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--since", type=int, help="first seq (default 1)")
     p.add_argument("--until", type=int, help="last seq (default: the last event)")
+    p.add_argument("--namespace", action="append", help="only this namespace (repeatable)")
     p.add_argument("--checkpoint-every", type=int, default=replay.CHECKPOINT_EVERY)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_export_replay)

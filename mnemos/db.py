@@ -1382,13 +1382,17 @@ class Mnemos:
         *,
         since: int | datetime | None = None,
         until: int | datetime | None = None,
+        namespaces: str | Sequence[str] | None = None,
         checkpoint_every: int = replay.CHECKPOINT_EVERY,
     ) -> dict[str, Any]:
         """Write this database's events ``since..until`` (seqs, or datetimes meaning the
         events written by then; default: the whole retained history) to a self-contained,
         checksummed, compressed replay log at ``path`` (FORMAT.md "Replay logs"), with the
         state hash every ``checkpoint_every`` events and at the end. A log that starts
-        after seq 1 records the state hash it continues. Returns what was written."""
+        after seq 1 records the state hash it continues. ``namespaces``: only the events
+        of memories in these namespaces (edges between two of them; compactions), from
+        seq 1, renumbered, without traces: a run of one agent of many, replayable on its
+        own. Returns what was written."""
         for name, value in (("checkpoint_every", checkpoint_every),):
             if not _is_int(value) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive int; got {value!r}")
@@ -1401,12 +1405,20 @@ class Mnemos:
                     f"export_replay needs 1 <= since <= until <= {self._state.seq}; got "
                     f"{first}..{last}"
                 )
+        chosen = None
+        if namespaces is not None:
+            names = [namespaces] if isinstance(namespaces, str) else list(namespaces)
+            chosen = {check_namespace(ns) for ns in names}
+            if first != 1:
+                raise InvalidInputError(
+                    "export_replay(namespaces=...) exports from seq 1; leave since unset"
+                )
         if first == 1:
             base = State()
         else:
             with self.as_of(first - 1) as view:
                 base = view._state
-        return replay.export(self, os.fspath(path), first, last, base, checkpoint_every)
+        return replay.export(self, os.fspath(path), first, last, base, checkpoint_every, chosen)
 
     @staticmethod
     def replay(

@@ -83,18 +83,63 @@ def log_records(
 # -- export ---------------------------------------------------------------------------------
 
 
+def _filtered(wal_dir: str, last: int, namespaces: set[str]) -> list[tuple[int, int, int, bytes]]:
+    """Events ``1..last`` that concern only memories in ``namespaces``, renumbered from 1,
+    each transaction keeping the events of it that were kept (FORMAT.md "Replay logs")."""
+    ns_of: dict[str, str] = {}
+    kept: list[tuple[int, int, int, bytes]] = []
+    txn: list[bytes] = []
+    ended = True
+    for _seq, index, count, payload in log_records(wal_dir, 1, last):
+        event = decode_event(payload)
+        kind = event["t"]
+        if kind == "remember":
+            ns_of[event["id"]] = event["ns"]
+            keep = event["ns"] in namespaces
+        elif kind in ("update", "forget"):
+            keep = ns_of.get(event["id"]) in namespaces
+        elif kind in ("connect", "disconnect"):
+            keep = ns_of.get(event["a"]) in namespaces and ns_of.get(event["b"]) in namespaces
+        else:  # init, compact: they concern every memory
+            keep = True
+        if keep:
+            txn.append(payload)
+        if index + 1 == count:
+            first = len(kept) + 1
+            kept += [(first + i, i, len(txn), p) for i, p in enumerate(txn)]
+            txn = []
+        ended = index + 1 == count
+    if not ended:
+        raise InvalidInputError(f"export until seq {last} would end inside a transaction")
+    return kept
+
+
 def export(
-    db: Mnemos, path: str, first: int, last: int, base: State, checkpoint_every: int
+    db: Mnemos,
+    path: str,
+    first: int,
+    last: int,
+    base: State,
+    checkpoint_every: int,
+    namespaces: set[str] | None = None,
 ) -> dict[str, Any]:
     """Write events ``first..last`` of ``db`` (whose state before ``first`` is ``base``) to
-    the replay log ``path``, atomically. Returns what was written."""
+    the replay log ``path``, atomically; with ``namespaces`` (from seq 1 only), just the
+    events of memories in them, renumbered, and no traces. Returns what was written."""
     state = base
+    records: Any
+    if namespaces is None:
+        records = log_records(db._wal_dir, first, last)
+    else:
+        records = _filtered(db._wal_dir, last, namespaces)
+        last = len(records)
     header = {
         "format": fmt.FORMAT_VERSION,
         "base": None if first == 1 else {"seq": first - 1, "state_hash": base.state_hash()},
         "first_seq": first,
         "last_seq": last,
         "checkpoint_every": checkpoint_every,
+        "namespaces": None if namespaces is None else sorted(namespaces),
     }
     packed = msgpack.packb(header, use_bin_type=True)
     prefix = PREFIX.pack(MAGIC, VERSION, len(packed)) + packed
@@ -102,7 +147,7 @@ def export(
     tmp = path + fmt.TMP_SUFFIX
     traces: dict[int, list[bytes]] = {}
     for traced in trace.read(os.path.join(db.path, trace.TRACE_FILE))[0]:
-        if first - 1 <= traced["after"] <= last:
+        if namespaces is None and first - 1 <= traced["after"] <= last:
             traces.setdefault(traced["after"], []).append(msgpack.packb(traced, use_bin_type=True))
     traced_count = sum(map(len, traces.values()))
     chain = bytes(CHAIN_BYTES)
@@ -117,7 +162,7 @@ def export(
         ) as out:
             for payload in traces.get(first - 1, []):
                 _write_entry(out, KIND_TRACE, first - 1, 0, 0, payload)
-            for seq, index, count, payload in log_records(db._wal_dir, first, last):
+            for seq, index, count, payload in records:
                 if seq == first and index:
                     raise InvalidInputError(
                         f"export from seq {first} would start inside a transaction; start at "

@@ -199,8 +199,9 @@ def test_damaged_truncated_and_foreign_files_are_refused(run, tmp_path):
 
 
 def test_stop_at_equals_as_of(run):
+    """as_of at every tenth event (and the last) equals a replay stopped there."""
     db, log, _written = run
-    for stop in (1, 5, 9, db.seq - 1):
+    for stop in [*range(1, db.seq, 10), db.seq - 1]:
         report = Mnemos.replay(log, stop_at=stop)
         with db.as_of(stop) as view:
             assert report.state_hash == view.state_hash(), stop
@@ -309,3 +310,50 @@ def test_reads_the_graph_answered_replay_through_the_same_graph(tmp_path, monkey
         )
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == ["True", "0", "6", report.state_hash]
+
+
+def test_a_namespace_exports_one_agents_run(tmp_path):
+    """``namespaces=`` keeps the events of memories in them (edges between two of them),
+    renumbered: the replay holds exactly those memories and edges, with verified
+    checkpoints, in memory and in a database alike."""
+    with Mnemos.open(tmp_path / "many.mem", embedder=None, dim=8) as db:
+        a = db.namespace("agent_a")
+        b = db.namespace("agent_b")
+        a1 = a.remember("a one", vector=vec(1))
+        b1 = b.remember("b one", vector=vec(2))
+        a2, a3 = a.remember_many(
+            [{"text": "a two", "vector": vec(3)}, {"text": "a three", "vector": vec(4)}]
+        )
+        db.remember_many(
+            [
+                {"text": "b two", "vector": vec(5), "namespace": "agent_b"},
+                {"text": "a four", "vector": vec(6), "namespace": "agent_a"},
+            ]
+        )
+        db.connect(a1, a2, relation="next")
+        db.connect(a1, b1, relation="across")
+        db.update(a3, text="a three, revised", vector=vec(7))
+        db.update(b1, text="b one, revised")
+        db.forget(a2)
+        written = db.export_replay(tmp_path / "a.log", namespaces="agent_a", checkpoint_every=2)
+        expected = {
+            m.id: (m.text, m.vector.tobytes())
+            for m in (db.get(i) for i in db._state.ids if db._state.live_row(i) is not None)
+            if m.namespace == "agent_a"
+        }
+        with pytest.raises(InvalidInputError, match="from seq 1"):
+            db.export_replay(tmp_path / "x.log", namespaces=["agent_a"], since=3)
+    # init, a1, a2+a3, a four (of the mixed batch), the a1->a2 edge, a3's update, a2's forget
+    assert written["events"] == 8 and written["traces"] == 0
+    report = Mnemos.replay(tmp_path / "a.log", into=tmp_path / "a.mem")
+    assert report.ok and report.checkpoints_verified >= 2
+    assert report.state_hash == Mnemos.replay(tmp_path / "a.log").state_hash
+    with Mnemos.open(tmp_path / "a.mem", embedder=None) as only_a:
+        s = only_a._state
+        live = {mid for mid, row in s.rows.items() if not s.dseqs[row]}
+        assert live == set(expected)
+        assert {
+            mid: (only_a.get(mid).text, only_a.get(mid).vector.tobytes()) for mid in live
+        } == expected
+        assert only_a.stats()["edges"] == 0  # a1->a2 went with a2's forget; a1->b1 was across
+        assert [v.op for v in only_a.history(a2)] == ["remember", "forget"]

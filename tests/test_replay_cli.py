@@ -42,6 +42,12 @@ def test_export_then_replay_from_the_shell(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["events_applied"] == 3 and report["ok"] and not report["complete"]
     assert main(["replay", str(tmp_path / "missing.log")]) == 1
+    capsys.readouterr()
+    ns_log = str(tmp_path / "ns.log")
+    assert (
+        main(["export-replay", str(tmp_path / "a.mem"), ns_log, "--namespace", "x", "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["events"] == 1  # only init: nothing in "x"
 
 
 def test_diff_names_the_first_diverging_event_and_the_memories(tmp_path, capsys):
