@@ -140,6 +140,8 @@ def export(
         "last_seq": last,
         "checkpoint_every": checkpoint_every,
         "namespaces": None if namespaces is None else sorted(namespaces),
+        "dim": db._state.dim,
+        "embedder": db._state.embedder,
     }
     packed = msgpack.packb(header, use_bin_type=True)
     prefix = PREFIX.pack(MAGIC, VERSION, len(packed)) + packed
