@@ -58,6 +58,17 @@ def main() -> None:
     with Mnemos.open(path) as db:  # reopen: the log replays to the same state
         assert db.state_hash() == digest
         print(f"reopened {path}: same state_hash {digest[:16]}...")
+        with db.as_of(len(NOTES) + 1) as past:  # right after the batch: before the update
+            print("as of seq", past.seq, "->", past.get(ids[0]).text)
+        written = db.export_replay(path.parent / "run.log")
+
+    # The run, replayed from its log alone: no embedder, clock or database needed.
+    report = Mnemos.replay(written["path"])
+    assert report.ok and report.state_hash == digest
+    print(
+        f"replayed {report.events_applied} events from {written['bytes']:,} bytes, "
+        f"{report.checkpoints_verified} checkpoints verified: same state_hash"
+    )
 
 
 if __name__ == "__main__":

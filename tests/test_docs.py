@@ -45,3 +45,6 @@ def test_demo_runs_and_reopens_to_the_same_state():
     for answer, words in zip(answers, expected, strict=True):
         assert words in answer, answer
     assert "same state_hash" in out
+    # The past before the update, and the run replayed from its exported log alone.
+    assert "as of seq 8 -> The user prefers tea over coffee" in out
+    assert "replayed 11 events" in out and out.rstrip().endswith("same state_hash")
