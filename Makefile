@@ -2,7 +2,7 @@
 PYTHON ?= python
 PY_PATHS := mnemos tests startup_bench examples
 
-.PHONY: install dev demo lint fmt test bench clean
+.PHONY: install dev demo lint fmt test torture bench clean
 
 install:
 	$(PYTHON) -m pip install .
@@ -32,6 +32,10 @@ test:
 	$(PYTHON) -m pytest
 	MNEMOS_BACKEND=python $(PYTHON) -m pytest
 	cargo test --workspace -q
+
+# The long crash sweep: a kill at every occurrence of every named point the workload reaches.
+torture:
+	MNEMOS_TORTURE=1 $(PYTHON) -m pytest tests/test_crash.py
 
 bench:
 	$(PYTHON) -m startup_bench
