@@ -348,6 +348,17 @@ class Mnemos:
         """Lay out a new database. The log (with its first event) is written before the
         MNEMOS file, so a directory with MNEMOS always has a log; without MNEMOS, the
         creation never finished, nothing was acknowledged, and leftovers are replaced."""
+        try:
+            self._lay_out(dim)
+        except OSError as exc:
+            err = StorageError(
+                f"creating the database at {self.path} failed ({exc}); nothing was written "
+                "that matters: free space or fix the error and open it again"
+            )
+            err.errno = exc.errno
+            raise err from exc
+
+    def _lay_out(self, dim: int | None) -> None:
         for sub in (self._wal_dir, self._snap_dir):
             self._storage.mkdir(sub)
             for name in os.listdir(sub):

@@ -1,0 +1,162 @@
+"""I/O errors swept over a workload (the SQLite method): nothing acknowledged is lost.
+
+The disk fails the Nth write, fsync or fdatasync with EIO or ENOSPC, once or from then on,
+for every N the workload reaches. Guards: the operation that hit the failure raises a
+``MnemosError`` (a ``StorageError`` for the log) and is not acknowledged; after a failed log
+write or sync the handle refuses further writes; reopening on a healthy disk gives the state a
+clean run reaches after exactly the acknowledged operations, or one more (the failed one may
+have reached the disk whole), and never fails to open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from typing import ClassVar
+
+import pytest
+from test_crash import WORKLOAD
+
+import mnemos.db
+from mnemos import Mnemos, MnemosError
+from mnemos.storage import OSStorage
+
+OPS = 30
+CALLS = ("write", "fsync", "fdatasync")
+
+
+class FaultyDisk(OSStorage):
+    """Fails the ``at``th call of ``call`` with ``code``; with ``sticky``, every one after."""
+
+    call = "write"
+    at = 1
+    code = errno.EIO
+    sticky = False
+    seen = 0
+    paths: ClassVar[dict[int, str]] = {}
+    failed_on: str | None = None  # the file of the first failed call
+
+    def _maybe_fail(self, name: str, fd: int) -> None:
+        if name != FaultyDisk.call:
+            return
+        FaultyDisk.seen += 1
+        if FaultyDisk.seen == FaultyDisk.at or (
+            FaultyDisk.sticky and FaultyDisk.seen > FaultyDisk.at
+        ):
+            if FaultyDisk.failed_on is None:
+                FaultyDisk.failed_on = FaultyDisk.paths.get(fd, "")
+            raise OSError(FaultyDisk.code, f"injected {errno.errorcode[FaultyDisk.code]}")
+
+    def create(self, path):
+        fd = super().create(path)
+        FaultyDisk.paths[fd] = path
+        return fd
+
+    def open_append(self, path):
+        fd = super().open_append(path)
+        FaultyDisk.paths[fd] = path
+        return fd
+
+    def write(self, fd, data):
+        self._maybe_fail("write", fd)
+        super().write(fd, data)
+
+    def fsync(self, fd):
+        self._maybe_fail("fsync", fd)
+        super().fsync(fd)
+
+    def fdatasync(self, fd):
+        self._maybe_fail("fdatasync", fd)
+        super().fdatasync(fd)
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory):
+    scope: dict = {}
+    exec(WORKLOAD, scope)
+    path = tmp_path_factory.mktemp("reference") / "ref.mem"
+    hashes = []
+    counter = {name: 0 for name in CALLS}
+
+    class Counting(OSStorage):
+        def write(self, fd, data):
+            counter["write"] += 1
+            super().write(fd, data)
+
+        def fsync(self, fd):
+            counter["fsync"] += 1
+            super().fsync(fd)
+
+        def fdatasync(self, fd):
+            counter["fdatasync"] += 1
+            super().fdatasync(fd)
+
+    original = mnemos.db.OSStorage
+    mnemos.db.OSStorage = Counting
+    try:
+        with Mnemos.open(path, **scope["options"]()) as db:
+            hashes.append(db.state_hash())
+            for i in range(OPS):
+                scope["step"](db, i)
+                hashes.append(db.state_hash())
+    finally:
+        mnemos.db.OSStorage = original
+    return scope, hashes, dict(counter)
+
+
+CASES = [
+    (call, code, sticky)
+    for call in CALLS
+    for code in (errno.EIO, errno.ENOSPC)
+    for sticky in (False, True)
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "sticky"),
+    CASES,
+    ids=[f"{c}-{errno.errorcode[e]}-{'sticky' if s else 'once'}" for c, e, s in CASES],
+)
+def test_a_failed_call_at_every_point_loses_nothing_acknowledged(
+    tmp_path, monkeypatch, workload, call, code, sticky
+):
+    scope, reference, calls = workload
+    monkeypatch.setattr(mnemos.db, "OSStorage", FaultyDisk)
+    points = range(1, calls[call] + 1)
+    if code == errno.ENOSPC or sticky:  # the three cheaper variants: every third point
+        points = range(1, calls[call] + 1, 3)
+    for at in points:
+        monkeypatch.setattr(FaultyDisk, "call", call)
+        monkeypatch.setattr(FaultyDisk, "at", at)
+        monkeypatch.setattr(FaultyDisk, "code", code)
+        monkeypatch.setattr(FaultyDisk, "sticky", sticky)
+        monkeypatch.setattr(FaultyDisk, "seen", 0)
+        monkeypatch.setattr(FaultyDisk, "failed_on", None)
+        path = tmp_path / f"{call}-{at}.mem"
+        acked = 0
+        try:
+            db = Mnemos.open(path, **scope["options"]())
+        except MnemosError:
+            db = None  # failed while creating: nothing was acknowledged
+        if db is not None:
+            failed = False
+            for i in range(OPS):
+                try:
+                    scope["step"](db, i)
+                except MnemosError:
+                    failed = True
+                    break
+                acked += 1
+            log_failed = (FaultyDisk.failed_on or "").endswith(".wal")
+            if failed and log_failed:  # after a failed log write or sync: no more writes
+                with pytest.raises(MnemosError):
+                    db.remember("after the failure", vector=scope["vec"](1))
+            with contextlib.suppress(MnemosError):  # a failed final sync is reported here
+                db.close()
+        monkeypatch.setattr(mnemos.db, "OSStorage", OSStorage)
+        with Mnemos.open(path, **scope["options"]()) as again:
+            first = again.state_hash()
+        with Mnemos.open(path, **scope["options"]()) as again:
+            assert again.state_hash() == first
+        assert first in reference[acked : acked + 2], (call, at, acked)
+        monkeypatch.setattr(mnemos.db, "OSStorage", FaultyDisk)
