@@ -160,3 +160,54 @@ def test_a_failed_call_at_every_point_loses_nothing_acknowledged(
             assert again.state_hash() == first
         assert first in reference[acked : acked + 2], (call, at, acked)
         monkeypatch.setattr(mnemos.db, "OSStorage", FaultyDisk)
+
+
+FSIZE_CHILD = r"""
+import resource, signal, sys
+import numpy as np
+from mnemos import Mnemos, MnemosError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+db = Mnemos.open(sys.argv[1], embedder=None, dim=8, segment_bytes=1 << 20,
+                 snapshot_every_events=None, snapshot_every_bytes=None)
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+i = 0
+try:
+    while True:
+        v = np.random.default_rng(i).standard_normal(8).astype(np.float32)
+        db.remember(f"item {i} " + "x" * 200, vector=v)
+        print("ACK", i, flush=True)
+        i += 1
+except MnemosError as exc:
+    print("ERROR", type(exc).__name__, exc.errno, flush=True)
+try:
+    db.remember("after", vector=np.ones(8, dtype=np.float32))
+    print("ACCEPTED", flush=True)
+except MnemosError:
+    print("REFUSED", flush=True)
+"""
+
+
+def test_a_real_file_size_limit_fails_the_write_and_loses_nothing(tmp_path):
+    """RLIMIT_FSIZE makes the kernel refuse to grow the log: the write that crosses it
+    raises StorageError (EFBIG), nothing after it is accepted, every acknowledged write is
+    there after a reopen without the limit."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "small.mem"
+    out = subprocess.run(
+        [sys.executable, "-c", FSIZE_CHILD, str(path), str(48 * 1024)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard, not a speed requirement
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    acked = [int(line.split()[1]) for line in lines if line.startswith("ACK ")]
+    assert len(acked) > 50
+    assert lines[-2] == f"ERROR StorageError {errno.EFBIG}" and lines[-1] == "REFUSED"
+    with Mnemos.open(path, embedder=None) as db:
+        texts = {db.get(f"m{i + 2}").text for i in acked}  # m1 is the init event's seq
+        assert texts == {f"item {i} " + "x" * 200 for i in acked}
+        assert db.stats()["memories"] in (len(acked), len(acked) + 1)
