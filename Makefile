@@ -1,8 +1,8 @@
 # The task runner is the CI (STYLE.md): .ci/run and contributors call these targets.
 PYTHON ?= python
-PY_PATHS := mnemos tests startup_bench examples
+PY_PATHS := mnemos tests startup_bench examples fuzz
 
-.PHONY: install dev demo lint fmt test torture bench clean
+.PHONY: install dev demo lint fmt test torture fuzz-ci bench clean
 
 install:
 	$(PYTHON) -m pip install .
@@ -33,6 +33,10 @@ test:
 	MNEMOS_BACKEND=python $(PYTHON) -m pytest
 	cargo test --workspace -q
 
+# Every fuzz target for 60 s from its stored seeds (CI runs this too).
+fuzz-ci:
+	$(PYTHON) fuzz/ci.py --seconds 60
+
 # The long crash sweep: a kill at every occurrence of every named point the workload reaches.
 torture:
 	MNEMOS_TORTURE=1 $(PYTHON) -m pytest tests/test_crash.py
@@ -42,6 +46,6 @@ bench:
 
 clean:
 	cargo clean
-	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks fuzz-artifacts
 	rm -f mnemos/_core*.so mnemos/_core*.pyd
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
