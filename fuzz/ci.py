@@ -50,6 +50,7 @@ def main() -> int:
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             failed.append(name)
+    print(f"fuzz: {len(args.targets) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 
 
