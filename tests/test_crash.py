@@ -5,8 +5,7 @@ update, forget, connect, checkpoint, compact) under ``durability="full"`` and re
 operation on stdout only after it returned. Its file-system calls go through a storage that
 SIGKILLs the process at the Nth occurrence of a named point: after a log append, before its
 sync; half-way through writing a snapshot; between a rename and the directory sync; before a
-compaction deletes a covered segment. Random moments are covered by plain SIGKILLs
-(``test_durability.py``). After each kill the database is opened twice: both opens give the
+compaction deletes a covered segment; and at random moments. After each kill the database is opened twice: both opens give the
 same state, and it is the state the same operations reach in a clean run after exactly the
 acknowledged ones, or after one more (the operation in flight may have committed).
 """
@@ -14,9 +13,12 @@ acknowledged ones, or after one more (the operation in flight may have committed
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,47 @@ def test_a_kill_at_a_named_point_loses_nothing_acknowledged(tmp_path, reference,
         assert db.state_hash() == first
     # Exactly the acknowledged operations, or one more: the one in flight when killed.
     assert first in reference[acked : acked + 2], (point, count, acked)
+
+
+KILLS = 200 if os.environ.get("MNEMOS_TORTURE") else 100
+
+
+def _reopened_hash(path: Path) -> str:
+    scope: dict = {}
+    exec(WORKLOAD, scope)
+    with Mnemos.open(path, **scope["options"]()) as db:
+        first = db.state_hash()
+    with Mnemos.open(path, **scope["options"]()) as db:
+        assert db.state_hash() == first
+    return first
+
+
+def test_kills_at_random_moments_lose_nothing_acknowledged(tmp_path, reference):
+    """The same workload SIGKILLed at random moments (no named point), KILLS times."""
+    rng = random.Random(20261129)
+    env = {**os.environ, "CRASH_POINT": "none", "CRASH_COUNT": "0"}
+    for k in range(KILLS):
+        path = tmp_path / f"k{k}.mem"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path), str(OPS)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout is not None
+        try:
+            assert proc.stdout.readline() == "READY\n"
+            time.sleep(rng.uniform(0, 0.07))  # the workload takes about 0.1 s
+            proc.send_signal(signal.SIGKILL)
+            out = proc.stdout.read()
+        finally:
+            proc.kill()
+            proc.wait(60)
+        acked = sum(
+            1
+            for line in out.splitlines(keepends=True)
+            if line.startswith("ACK ") and line.endswith("\n")
+        )
+        assert _reopened_hash(path) in reference[acked : acked + 2], (k, acked)
+        shutil.rmtree(path)
