@@ -1315,9 +1315,10 @@ class Mnemos:
                 for i, vec in zip(embed, embedded, strict=True):
                     qvecs[i] = np.frombuffer(vec, dtype="<f4")
             queries = list(zip(checked_texts, qvecs, strict=True))
-            ranked = retrieval.rank(s, p, queries)
+            mask = retrieval.row_mask(s, p)
+            ranked = retrieval.rank(s, p, queries, mask)
             if self._tracer is not None:
-                graph = s.graph_applies(retrieval.row_mask(s, p), exact=p.exact)
+                graph = s.graph_applies(mask, exact=p.exact)
                 self._tracer.append(
                     [
                         trace.record(s.seq, t, v, p, graph, [(s.ids[r.row], r.score) for r in hits])
@@ -1404,9 +1405,10 @@ class Mnemos:
         of memories in these namespaces (edges between two of them; compactions), from
         seq 1, renumbered, without traces: a run of one agent of many, replayable on its
         own. Returns what was written."""
-        for name, value in (("checkpoint_every", checkpoint_every),):
-            if not _is_int(value) or value < 1:
-                raise InvalidInputError(f"{name} must be a positive int; got {value!r}")
+        if not _is_int(checkpoint_every) or checkpoint_every < 1:
+            raise InvalidInputError(
+                f"checkpoint_every must be a positive int; got {checkpoint_every!r}"
+            )
         with self._lock:
             self._check_open()
             first = 1 if since is None else self._seq_of(since, "since", start=True)
@@ -1635,10 +1637,13 @@ class Mnemos:
         raise InvalidInputError(f"fork(at={seq}): event {seq} is not in {path}")
 
     def _seq_at_time(self, micros: int) -> int:
-        """The seq of the last event whose time ``at`` is at or before ``micros`` (0: none)."""
-        records, _tail = LogCursor(self._wal_dir, 0).read()
+        """The end of the longest run of retained events written at or before ``micros``
+        (0: none): the last seq before the first event with a later ``at``."""
+        first = min(list_numbered(self._wal_dir, fmt.WAL_SUFFIX), default=1)
         seq = 0
-        for record_seq, payload in records:
+        for record_seq, _index, _count, payload in replay.log_records(
+            self._wal_dir, first, self._state.seq
+        ):
             if decode_event(payload)["at"] > micros:
                 break
             seq = record_seq

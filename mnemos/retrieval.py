@@ -262,10 +262,13 @@ def rank(
     state: State,
     p: AskParams,
     queries: Sequence[tuple[str | None, np.ndarray | None]],
+    mask: np.ndarray | None = None,
 ) -> list[list[Ranked]]:
-    """The ranked hits for each (text, vector) query, over the rows ``p`` lets through.
-    A text is scored lexically; a vector by cosine."""
-    mask = row_mask(state, p)
+    """The ranked hits for each (text, vector) query, over the rows ``p`` lets through
+    (``mask``, if the caller has already computed ``row_mask``). A text is scored
+    lexically; a vector by cosine."""
+    if mask is None:
+        mask = row_mask(state, p)
     pool = max(POOL_MIN, POOL_PER_HIT * p.top_k)
     vector_pools: dict[int, list[tuple[int, float]]] = {}
     with_vectors = [i for i, (_t, v) in enumerate(queries) if v is not None]

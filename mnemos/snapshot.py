@@ -26,7 +26,7 @@ import zstandard
 
 from . import format as fmt
 from ._native import crc32
-from .index.ann import ANN_ROWS_MIN, AnnState
+from .index.ann import AnnState
 from .index.graph import GraphIndex
 from .index.lexical import LexicalIndex
 from .index.vector import VectorIndex
@@ -222,8 +222,8 @@ def load_snapshot(path: str) -> tuple[State, int]:
             graph_crc = scrc
         else:
             checks.append((kind, by_kind[kind][1], scrc))
-    # The big checksums (VECTORS, ANN) run beside the STATE decoding (the CRC releases
-    # the GIL); the small ones here.
+    # The big checksums (VECTORS, a long ANN queue) run beside the STATE decoding (the CRC
+    # releases the GIL); the small ones here.
     big = [check for check in checks if len(check[1]) >= _BACKGROUND_CRC_BYTES]
     failed: list[int] = []
     worker = threading.Thread(
@@ -257,9 +257,7 @@ def _ann(
     """The stored approximate index. A snapshot written before the ANN section existed
     starts the graph over its live rows if they are enough (FORMAT.md "ANN section")."""
     if fmt.SECTION_ANN not in by_kind:
-        if state.live >= ANN_ROWS_MIN and state.vectors is not None:
-            state.ann = AnnState(state.vectors.dim)
-            state._ann_rebuild()
+        state.start_ann_if_due()
         return state.ann
     codec, section, _raw = by_kind[fmt.SECTION_ANN]
     graph = None

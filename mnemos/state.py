@@ -243,9 +243,8 @@ class State:
         self.ns_live[ns] = self.ns_live.get(ns, 0) + 1
         if self.ann is not None:
             self.ann.insert(row, seq)
-        elif self.live >= ann.ANN_ROWS_MIN:
-            self.ann = ann.AnnState(len(vec))
-            self._ann_rebuild()
+        else:
+            self.start_ann_if_due()
 
     def _tombstone(self, row: int) -> Version:
         v = self.version_of(row)
@@ -292,6 +291,14 @@ class State:
             del self.ns_live[ns]
         self.graph.drop_node(mid)
         if self.ann is not None and self.ann.delete(row):
+            self._ann_rebuild()
+
+    def start_ann_if_due(self) -> None:
+        """Start the graph once the live memories reach ``ANN_ROWS_MIN`` (FORMAT.md "ANN
+        section"): by the event that gets there, or at the load of a snapshot written before
+        snapshots stored the graph."""
+        if self.ann is None and self.vectors is not None and self.live >= ann.ANN_ROWS_MIN:
+            self.ann = ann.AnnState(self.vectors.dim)
             self._ann_rebuild()
 
     def _ann_rebuild(self) -> None:

@@ -131,7 +131,7 @@ def same_hits(expected: list[list[Any]], actual: list[tuple[str, float]]) -> boo
         return False
     if {mid for mid, _ in expected} != {mid for mid, _ in actual}:
         return False
-    traced = dict((mid, score) for mid, score in expected)
+    traced = dict(expected)
     if any(abs(traced[mid] - score) > SCORE_TOLERANCE for mid, score in actual):
         return False
     # Position by position, the hit there must be the traced one or one tied with it.

@@ -52,7 +52,7 @@ from mnemos.index.vector import VectorIndex, row_norms
 from . import machine
 from .cli import _sizes
 from .seed import CLUSTERS, DIM, NOISE, SEED, _centroids, clustered_vectors
-from .stats import BenchError, add_json_option, progress, summarize
+from .stats import BenchError, add_json_option, emit, progress, summarize
 
 DEFAULT_DIR = "/tmp/mnemos-bench/ann"
 DEFAULT_SIZES = (100_000, 1_000_000)
@@ -508,14 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"startup_bench.ann: {exc}", file=sys.stderr)
         return 1
-    if args.json == "-":
-        print(json.dumps(results, indent=2))
-        return 0
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    print(markdown(results), end="")
-    return 0
+    return emit(results, args.json, lambda: markdown(results))
 
 
 if __name__ == "__main__":

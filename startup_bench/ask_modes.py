@@ -50,7 +50,7 @@ from . import machine
 from .cli import _sizes
 from .report import _ms, _rate, _table
 from .seed import DIM, SEED, _files, clustered_vectors
-from .stats import BenchError, add_json_option, progress, summarize
+from .stats import BenchError, add_json_option, emit, progress, summarize
 
 DEFAULT_DIR = "/tmp/mnemos-bench/ask-modes"
 DEFAULT_SIZES = (10_000, 100_000)
@@ -627,14 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"startup_bench.ask_modes: {exc}", file=sys.stderr)
         return 1
-    if args.json == "-":
-        print(json.dumps(results, indent=2))
-        return 0
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    print(markdown(results), end="")
-    return 0
+    return emit(results, args.json, lambda: markdown(results))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from . import machine, measure
 from .cli import _sizes
 from .report import _ms, _rate, _table
 from .seed import DIM, SEED_BATCH_ITEMS, make_items, query_vectors, seed
-from .stats import BenchError, add_json_option, progress, summarize
+from .stats import BenchError, add_json_option, emit, progress, summarize
 
 DEFAULT_DIR = "/tmp/mnemos-bench"
 DEFAULT_SIZES = (100_000, 1_000_000)
@@ -741,14 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"startup_bench.backends: {exc}", file=sys.stderr)
         return 1
-    if args.json == "-":
-        print(json.dumps(results, indent=2))
-        return 0
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    print(markdown(results), end="")
-    return 0
+    return emit(results, args.json, lambda: markdown(results))
 
 
 if __name__ == "__main__":

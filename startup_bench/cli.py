@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -13,7 +12,7 @@ from typing import Any
 
 from . import machine, measure, report
 from .seed import DIM, seed
-from .stats import BenchError, add_json_option, progress
+from .stats import BenchError, add_json_option, emit, progress
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)
@@ -165,11 +164,4 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
-    if args.json == "-":
-        print(json.dumps(results, indent=2))
-        return 0
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    print(report.markdown(results), end="")
-    return 0
+    return emit(results, args.json, lambda: report.markdown(results))

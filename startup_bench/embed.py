@@ -42,7 +42,7 @@ import numpy as np
 from . import machine
 from .report import _ms, _rate, _table
 from .seed import SEED
-from .stats import BenchError, add_json_option, progress, summarize
+from .stats import BenchError, add_json_option, emit, progress, summarize
 
 BATCHES = (1, 32, 128)
 PASSES = 3  # timed passes per case, after one warm-up pass; the best counts
@@ -601,14 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             os.environ["MNEMOS_CACHE_DIR"] = cache_dir
         shutil.rmtree(root, ignore_errors=True)
-    if args.json == "-":
-        print(json.dumps(results, indent=2))
-        return 0
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    print(markdown(results), end="")
-    return 0
+    return emit(results, args.json, lambda: markdown(results))
 
 
 if __name__ == "__main__":

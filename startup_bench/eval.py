@@ -26,7 +26,6 @@ and tests only, its vector-only figures say nothing about a real embedder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shlex
@@ -48,7 +47,7 @@ from mnemos import EmbedderMismatchError, Hit, InvalidInputError, Mnemos
 
 from . import machine
 from .corpus import QUESTION_KINDS, Corpus, Question, make_corpus, overlap
-from .stats import add_json_option
+from .stats import add_json_option, emit
 
 TOP_K = 10
 KS = (1, 5, 10)
@@ -498,14 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)
-    if args.json == "-":
-        print(json.dumps(results, indent=2))
-        return 0
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    print(markdown(results, args.by_kind), end="")
-    return 0
+    return emit(results, args.json, lambda: markdown(results, args.by_kind))
 
 
 if __name__ == "__main__":

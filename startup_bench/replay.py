@@ -12,7 +12,6 @@ compress) against the database log's, and the time of one ``state_hash()`` at th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -25,7 +24,7 @@ from mnemos import Mnemos
 from . import machine
 from .cli import _sizes
 from .seed import seed
-from .stats import add_json_option, progress, summarize
+from .stats import add_json_option, emit, progress, summarize
 
 DEFAULT_DIR = "/tmp/mnemos-bench"
 
@@ -89,28 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"export and replay {n:,} events ...")
         results["rows"].append(measure(db.snap_path, n, args.runs, args.checkpoint_every))
     results["machine"]["load_average_end"] = machine.load_average()
-    if args.json:
-        text = json.dumps(results, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
-        return 0
-    print(f"command: `{results['command']}`; load {results['machine']['load_average_start']}")
-    print(
+    return emit(results, args.json, lambda: markdown(results))
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"command: `{results['command']}`; load {results['machine']['load_average_start']}",
         "| events | export events/s | replay events/s (verify) | (no verify) | state_hash ms "
-        "| checkpoints | replay log B/event | db log B/event |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "| checkpoints | replay log B/event | db log B/event |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results["rows"]:
-        print(
-            f"| {r['events']:,} | {r['export_events_per_s']:,.0f} | {r['replay_events_per_s']:,.0f} "
-            f"| {r['replay_unverified_events_per_s']:,.0f} | {r['state_hash_ms']:.0f} "
-            f"| {r['checkpoints']} | {r['log_bytes_per_event']:,.0f} "
-            f"| {r['db_log_bytes_per_event']:,.0f} |"
+        lines.append(
+            f"| {r['events']:,} | {r['export_events_per_s']:,.0f} "
+            f"| {r['replay_events_per_s']:,.0f} | {r['replay_unverified_events_per_s']:,.0f} "
+            f"| {r['state_hash_ms']:.0f} | {r['checkpoints']} "
+            f"| {r['log_bytes_per_event']:,.0f} | {r['db_log_bytes_per_event']:,.0f} |"
         )
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

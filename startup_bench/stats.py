@@ -4,8 +4,10 @@ and the benchmark's one error."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,3 +43,16 @@ def add_json_option(p: argparse.ArgumentParser) -> None:
 def progress(message: str) -> None:
     """What the benchmark is doing now, on stderr (stdout holds the report)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def emit(results: dict[str, Any], json_arg: str | None, markdown: Callable[[], str]) -> int:
+    """Print the report: JSON on stdout for ``--json`` with no path; else the Markdown of
+    ``markdown()``, after writing the JSON to ``--json PATH`` if given. Returns 0."""
+    if json_arg == "-":
+        print(json.dumps(results, indent=2))
+        return 0
+    if json_arg:
+        with open(json_arg, "w") as f:
+            json.dump(results, f, indent=2)
+    print(markdown(), end="")
+    return 0

@@ -60,6 +60,10 @@ def step(db, i):
         db.remember(f"memory {i}", vector=vec(i))
 '''
 
+# The workload's functions in this process: ``step``, ``options``, ``vec``.
+SCOPE: dict = {}
+exec(WORKLOAD, SCOPE)
+
 CHILD = (
     WORKLOAD
     + r'''
@@ -150,14 +154,12 @@ CASES = [(point, n) for point, counts in POINTS.items() for n in counts]
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> list[str]:
     """The state hash after each prefix of the operations, from a clean run."""
-    scope: dict = {}
-    exec(WORKLOAD, scope)
     path = tmp_path_factory.mktemp("reference") / "ref.mem"
     hashes = []
-    with Mnemos.open(path, **scope["options"]()) as db:
+    with Mnemos.open(path, **SCOPE["options"]()) as db:
         hashes.append(db.state_hash())
         for i in range(OPS):
-            scope["step"](db, i)
+            SCOPE["step"](db, i)
             hashes.append(db.state_hash())
     return hashes
 
@@ -186,27 +188,20 @@ def test_a_kill_at_a_named_point_loses_nothing_acknowledged(tmp_path, reference,
     acked, killed = _run_child(path, point, count)
     if not killed:  # the workload never reached that occurrence: it must have finished
         assert acked == OPS
-    # The child's options: a kill while it created the database (before READY) leaves an
-    # unfinished creation, which this open completes as the child would have.
-    scope: dict = {}
-    exec(WORKLOAD, scope)
-    with Mnemos.open(path, **scope["options"]()) as db:
-        first = db.state_hash()
-    with Mnemos.open(path, **scope["options"]()) as db:
-        assert db.state_hash() == first
     # Exactly the acknowledged operations, or one more: the one in flight when killed.
-    assert first in reference[acked : acked + 2], (point, count, acked)
+    assert reopened_hash(path) in reference[acked : acked + 2], (point, count, acked)
 
 
 KILLS = 200 if os.environ.get("MNEMOS_TORTURE") else 100
 
 
-def _reopened_hash(path: Path) -> str:
-    scope: dict = {}
-    exec(WORKLOAD, scope)
-    with Mnemos.open(path, **scope["options"]()) as db:
+def reopened_hash(path: Path) -> str:
+    """The state hash of ``path`` opened twice (both opens must agree), with the child's
+    options: a kill while the child created the database (before READY) leaves an
+    unfinished creation, which this open completes as the child would have."""
+    with Mnemos.open(path, **SCOPE["options"]()) as db:
         first = db.state_hash()
-    with Mnemos.open(path, **scope["options"]()) as db:
+    with Mnemos.open(path, **SCOPE["options"]()) as db:
         assert db.state_hash() == first
     return first
 
@@ -238,5 +233,5 @@ def test_kills_at_random_moments_lose_nothing_acknowledged(tmp_path, reference):
             for line in out.splitlines(keepends=True)
             if line.startswith("ACK ") and line.endswith("\n")
         )
-        assert _reopened_hash(path) in reference[acked : acked + 2], (k, acked)
+        assert reopened_hash(path) in reference[acked : acked + 2], (k, acked)
         shutil.rmtree(path)
