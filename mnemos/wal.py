@@ -92,6 +92,10 @@ def decode_segment_header(data: bytes | memoryview, path: str) -> SegmentHeader:
             f"log segment header checksum mismatch in {path}", path=path, offset=0
         )
     check_version(version, path)
+    if first_seq == 0:  # seqs start at 1; a zero here would make "the record before" seq -1
+        raise CorruptDatabaseError(
+            f"log segment {path} claims to start at seq 0 (seqs start at 1)", path=path, offset=16
+        )
     return SegmentHeader(first_seq, prev_crc, salt)
 
 
