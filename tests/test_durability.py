@@ -9,10 +9,8 @@ dropped) after a checkpoint still leaves a database that opens.
 
 from __future__ import annotations
 
-import os
 import queue
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -212,93 +210,6 @@ def test_sigkill_keeps_batches_whole(db_path: Path, delay_s: float):
         assert db.stats()["memories"] == len(acked) * size + in_flight
     reopen_twice(db_path)
     assert mnemos.verify(db_path).ok
-
-
-# -- power loss ---------------------------------------------------------------------------
-
-
-class LossyDisk(OSStorage):
-    """The real file system, plus a record of how many bytes of each file were synced,
-    so a test can build the image a power loss would leave."""
-
-    synced: ClassVar[dict[str, int]] = {}
-
-    def __init__(self) -> None:
-        self._paths: dict[int, str] = {}
-
-    def open_append(self, path: str) -> int:
-        fd = super().open_append(path)
-        self._paths[fd] = path
-        return fd
-
-    def create(self, path: str) -> int:
-        fd = super().create(path)
-        self._paths[fd] = path
-        self.synced[path] = 0
-        return fd
-
-    def _mark(self, fd: int) -> None:
-        self.synced[self._paths[fd]] = os.fstat(fd).st_size
-
-    def fsync(self, fd: int) -> None:
-        super().fsync(fd)
-        self._mark(fd)
-
-    def fdatasync(self, fd: int) -> None:
-        super().fdatasync(fd)
-        self._mark(fd)
-
-    def close(self, fd: int) -> None:
-        super().close(fd)
-        self._paths.pop(fd, None)
-
-    def dup(self, fd: int) -> int:
-        copy = super().dup(fd)
-        self._paths[copy] = self._paths[fd]
-        return copy
-
-    def rename(self, src: str, dst: str) -> None:
-        super().rename(src, dst)
-        self.synced[dst] = self.synced.pop(src, 0)
-
-    def truncate(self, path: str, size: int) -> None:
-        super().truncate(path, size)
-        self.synced[path] = size
-
-
-def power_loss_image(src: Path, dst: Path) -> None:
-    """Copy the database as a power loss would leave it: log bytes never synced are gone."""
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("LOCK"))
-    for seg in (dst / "wal").glob("*.wal"):
-        synced = LossyDisk.synced.get(str(src / "wal" / seg.name), 0)
-        if seg.stat().st_size > synced:
-            os.truncate(seg, synced)
-
-
-@pytest.mark.parametrize("durability", ["full", "off"])
-@pytest.mark.parametrize("action", ["checkpoint", "compact"])
-def test_power_loss_after_a_snapshot_leaves_a_database_that_opens(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str, action: str
-):
-    """A snapshot is durable the moment it is renamed; if the log records it covers are
-    not synced yet, a power loss leaves a snapshot ahead of the log."""
-    monkeypatch.setattr(LossyDisk, "synced", {})
-    monkeypatch.setattr(mnemos.db, "OSStorage", LossyDisk)
-    path = tmp_path / "db"
-    db = Mnemos.open(path, embedder=None, dim=8, durability=durability, snapshot_every_events=None)
-    try:
-        for i in range(30):
-            db.remember(f"item {i}", vector=vec(i))
-        getattr(db, action)()
-        expected_seq, expected_hash = db.seq, db.state_hash()
-        power_loss_image(path, tmp_path / "crashed")
-    finally:
-        db.close()
-    monkeypatch.undo()
-    with Mnemos.open(tmp_path / "crashed", embedder=None) as crashed:
-        # Everything the snapshot holds must still be there, log and snapshot agreeing.
-        assert crashed.seq == expected_seq
-        assert crashed.state_hash() == expected_hash
 
 
 # -- group commit and failed syncs --------------------------------------------------------

@@ -184,3 +184,31 @@ def test_replay_log_golden_replays_to_its_recorded_state(tmp_path):
     assert report.ok
     with Mnemos.open(tmp_path / "again.mem", embedder=None) as db:
         assert db.state_hash() == expected
+
+
+def test_trace_golden_reads_replays_and_is_reproduced(tmp_path):
+    """v1-trace.mem holds a TRACE file of four asks and replay-v1-trace.log its replay
+    log: the traces decode, asking again gives the recorded hits, the log replays with
+    every trace verified, and today's traced writer writes the same events and traces."""
+    from mnemos import trace
+
+    golden = DATA / "v1-trace.mem"
+    expected = (DATA / "v1-trace.state_hash").read_text().strip()
+    stored, end = trace.read(str(golden / "TRACE"))
+    assert len(stored) == 4 and end == (golden / "TRACE").stat().st_size
+    assert [t["query"] for t in stored] == [None, "payment provider", None, "note"]
+    assert all(t["hits"] for t in stored)
+    report = Mnemos.replay(DATA / "replay-v1-trace.log")
+    assert report.ok and report.complete and report.state_hash == expected
+    assert report.traces_verified == 4 and report.traces_skipped == 0
+
+    maker = _load_maker()
+    assert maker.build(tmp_path / "fresh.mem", trace=True) == expected
+    assert _records(tmp_path / "fresh.mem" / "wal") == _records(golden / "wal")
+    fresh, _end = trace.read(str(tmp_path / "fresh.mem" / "TRACE"))
+    assert [(t["after"], t["params"], t["path"]) for t in fresh] == [
+        (t["after"], t["params"], t["path"]) for t in stored
+    ]
+    for new, old in zip(fresh, stored, strict=True):
+        assert [hit[0] for hit in new["hits"]] == [hit[0] for hit in old["hits"]]
+        assert [hit[1] for hit in new["hits"]] == pytest.approx([hit[1] for hit in old["hits"]])

@@ -7,7 +7,9 @@ The second form keeps a later addition that old readers skip (so the version sta
 golden of its own: v1-lexical.mem holds snapshots with the LEXICAL section, v1-ann.mem
 (`make_golden.py v1-ann`, with the Rust extension) an ANN section whose graph has started:
 it is built with the graph's threshold lowered to ANN_GOLDEN_ROWS so a small database
-holds one, a stored graph, queued operations after it and a saved vector.
+holds one, a stored graph, queued operations after it and a saved vector. v1-trace.mem
+(`make_golden.py v1-trace`) is opened with ``trace=True`` and asks along the way, so it
+holds a TRACE file; replay-v1-trace.log is its replay log, traces included.
 
 Fixed clock, explicit vectors: the log segments it writes are the same bytes every time,
 so a test can tell an accidental format change from an intended one. Old golden
@@ -43,12 +45,15 @@ def vector(seed: int) -> np.ndarray:
 ANN_GOLDEN_ROWS = 16
 
 
-def build(path: Path, *, ann: bool = False) -> str:
+def build(path: Path, *, ann: bool = False, trace: bool = False) -> str:
     """Every logged event type but compact (which deletes the log before it), two
     snapshots, and the log from seq 1 continuing after them; returns state_hash.
     ``ann``: also start the graph (see the module docstring); the caller has set
-    ``mnemos.index.ann.ANN_ROWS_MIN`` to ``ANN_GOLDEN_ROWS``."""
-    with Mnemos.open(path, embedder=None, dim=8, clock=Clock(), segment_bytes=4096) as db:
+    ``mnemos.index.ann.ANN_ROWS_MIN`` to ``ANN_GOLDEN_ROWS``. ``trace``: open with
+    tracing and ask along the way (each traced ask reads the clock once)."""
+    with Mnemos.open(
+        path, embedder=None, dim=8, clock=Clock(), segment_bytes=4096, trace=trace
+    ) as db:
         a = db.remember(
             "the user prefers tea",
             vector=vector(1),
@@ -71,6 +76,9 @@ def build(path: Path, *, ann: bool = False) -> str:
         )
         db.connect(a, b, relation="caused", weight=0.5)
         db.connect(b, batch[1])
+        if trace:
+            db.ask(vector=vector(8), top_k=3)
+            db.ask("payment provider", top_k=2, namespace="work")
         db.checkpoint()
         db.update(a, text="the user prefers green tea", vector=vector(6))
         db.forget(batch[0])
@@ -87,6 +95,9 @@ def build(path: Path, *, ann: bool = False) -> str:
             db.forget(notes[0])
         db.checkpoint()
         db.forget("ada")
+        if trace:
+            db.ask(vector=vector(9), top_k=5, where={"i": {"$gte": 30}})
+            db.ask("note", top_k=4, since=1_700_000_000)
         return db.state_hash()
 
 
@@ -101,8 +112,11 @@ def main() -> None:
         if not ann_index.available():
             raise SystemExit("v1-ann needs the Rust extension, to store a built graph")
         ann_index.ANN_ROWS_MIN = ANN_GOLDEN_ROWS
-    digest = build(path, ann=ann)
+    digest = build(path, ann=ann, trace=name.endswith("-trace"))
     (path / "LOCK").unlink()
+    if name.endswith("-trace"):
+        with Mnemos.open(path, embedder=None, readonly=True) as db:
+            db.export_replay(HERE / f"replay-{name}.log", checkpoint_every=10)
     (HERE / f"{name}.state_hash").write_text(digest + "\n")
     print(f"wrote {path} (state_hash {digest})", file=sys.stderr)
 
