@@ -225,6 +225,7 @@ class Mnemos:
         self._last_snapshot_seq = 0
         self._last_snapshot_bytes = 0
         self._open_stats: dict[str, Any] = {}
+        self._version = fmt.CREATED_VERSION  # the MNEMOS file's, read by open
         if not isinstance(ann_background, bool):
             raise InvalidInputError(f"ann_background must be True or False; got {ann_background!r}")
         self._ann_background = ann_background and ann_available()
@@ -308,7 +309,7 @@ class Mnemos:
             self._lock_fd = take_writer_lock(path)
         db_file = os.path.join(path, fmt.DB_FILE)
         if os.path.exists(db_file):
-            _check_db_file(db_file)
+            self._version = _check_db_file(db_file)
             return
         if self.readonly:
             raise InvalidInputError(
@@ -372,12 +373,29 @@ class Mnemos:
             os.path.join(self._wal_dir, fmt.segment_name(1)),
             [encode_segment_header(1, 0, salt), record],
         )
-        header = fmt.DB_HEADER.pack(fmt.DB_MAGIC, fmt.FORMAT_VERSION, 0)[:12]
+        self._write_db_file(fmt.CREATED_VERSION)
+
+    def _write_db_file(self, version: int) -> None:
+        header = fmt.DB_HEADER.pack(fmt.DB_MAGIC, version, 0)[:12]
         write_atomically(
             self._storage,
             os.path.join(self.path, fmt.DB_FILE),
             [header + crc32(header).to_bytes(4, "little")],
         )
+        self._version = version
+
+    def _upgrade_for(self, kinds: Iterable[str]) -> None:
+        """Move the database to format 2 before it logs its first event only format 2
+        defines; a version-1 reader then refuses it instead of misreading it."""
+        if self._version < fmt.FORMAT_VERSION and not fmt.V2_EVENTS.isdisjoint(kinds):
+            try:
+                self._write_db_file(fmt.FORMAT_VERSION)
+            except OSError as exc:
+                raise StorageError(
+                    f"upgrading {self.path} to format {fmt.FORMAT_VERSION} failed ({exc}); "
+                    "nothing was logged: fix the error and try again"
+                ) from exc
+            log.info("%s: upgraded to format version %d", self.path, fmt.FORMAT_VERSION)
 
     def _recover(self) -> tuple[State, Tail]:
         """Newest valid snapshot plus the log after it; cleans orphans when writing.
@@ -541,7 +559,7 @@ class Mnemos:
         return {
             "t": "init",
             "at": now_micros(self._clock),
-            "format": fmt.FORMAT_VERSION,
+            "format": fmt.CREATED_VERSION,
             "dim": dim,
             "embedder": identity,
         }
@@ -643,8 +661,12 @@ class Mnemos:
             raise DatabaseClosedError(f"{self.path} is closed; open it again with Mnemos.open")
 
     def _commit(self, events: list[dict[str, Any]]) -> int:
-        """Log ``events`` as one transaction, then apply them. Returns the first seq."""
+        """Log ``events`` as one transaction, then apply them; evictions the capacity
+        rules call for join the transaction. Returns the first seq."""
         writer = self._writable()
+        if self._state.capacity and any(e["t"] == "remember" for e in events):
+            events = events + self._evictions(events, events[0]["at"])
+        self._upgrade_for(e["t"] for e in events)
         payloads = [encode_event(e) for e in events]
         size = sum(map(len, payloads))
         if size > fmt.TXN_BYTES_MAX:
@@ -890,6 +912,118 @@ class Mnemos:
             self._writable()
             self._live_row(id)
             self._commit([{"t": "forget", "at": self._now(), "id": id}])
+
+    def set_capacity(
+        self,
+        max_entries: int | None = None,
+        *,
+        namespace: str | None = None,
+        policy: str = "importance-then-age",
+    ) -> list[str]:
+        """Bound the live memories of one namespace (or, with ``namespace=None``, of the
+        whole database) to ``max_entries``; ``None`` removes the bound. A write that would
+        exceed a bound evicts, in the same transaction, the memories ``policy`` ranks
+        first: "importance-then-age" (lowest importance, then oldest timestamp, then
+        lowest id) or "least-recently-recalled" (the oldest last use, where a use is a
+        remember, an update or a ``mark_recalled``; then lowest id). Each eviction is an
+        ``evict`` event, so a replay evicts the same memories, and ``history`` shows it.
+        Returns the ids evicted now, if the new bound is below the current count."""
+        if max_entries is not None and (not _is_int(max_entries) or max_entries < 0):
+            raise InvalidInputError(
+                f"max_entries must be a non-negative int or None; got {max_entries!r}"
+            )
+        if policy not in fmt.POLICIES:
+            raise InvalidInputError(
+                f"policy must be one of {', '.join(map(repr, fmt.POLICIES))}; got {policy!r}"
+            )
+        ns = None if namespace is None else check_namespace(namespace)
+        with self._lock:
+            self._writable()
+            at = self._now()
+            rule = {"t": "capacity", "at": at, "ns": ns, "max": max_entries, "policy": policy}
+            evictions = []
+            if max_entries is not None:
+                evictions = self._evictions([], at, {ns: (max_entries, policy)})
+            self._commit([rule, *evictions])
+            return [e["id"] for e in evictions]
+
+    def _evictions(
+        self,
+        events: list[dict[str, Any]],
+        at: int,
+        rules: Mapping[str | None, tuple[int, str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The ``evict`` events that keep every capacity rule (``rules``, default the
+        state's) satisfied once ``events`` (remembers) are applied: for each rule, the
+        namespace ones in name order and then the whole database's, the lowest-ranked
+        live memories in its scope beyond its bound, the new ones included."""
+        s = self._state
+        rules = s.capacity if rules is None else rules
+        n = len(s.ids)
+        live = np.frombuffer(s.dseqs, dtype=np.int64, count=n) == 0
+        row_ns = s.vectors.ns[:n] if s.vectors is not None else np.zeros(0, dtype=np.int32)
+        first_seq = self._writable().seq + 1
+        # The new memories as candidates: (namespace, importance, timestamp, id, seq).
+        fresh = []
+        for i, e in enumerate(events):
+            if e["t"] == "remember":
+                fresh.append((e["ns"], e["imp"], e["ts"], e["id"], first_seq + i))
+        gone: set[str] = set()
+        out: list[dict[str, Any]] = []
+        order = sorted(rules.items(), key=lambda item: (item[0] is None, item[0] or ""))
+        for ns, (limit, policy) in order:
+            scope = live.copy()
+            if ns is not None:
+                code = s.ns_codes.get(ns)
+                scope &= row_ns == code if code is not None else False
+            for mid in gone:
+                row = s.rows.get(mid)
+                if row is not None:
+                    scope[row] = False
+            new = [f for f in fresh if (ns is None or f[0] == ns) and f[3] not in gone]
+            excess = int(np.count_nonzero(scope)) + len(new) - limit
+            if excess <= 0:
+                continue
+            rows = np.flatnonzero(scope)
+            keys: list[tuple[Any, ...]]
+            if policy == "importance-then-age":
+                columns = [
+                    np.frombuffer(s.imps, dtype=np.float64, count=n),
+                    np.frombuffer(s.tss, dtype=np.int64, count=n),
+                ]
+                picked = _lowest(rows, columns, excess, s.ids)
+                keys = [(s.imps[r], s.tss[r], s.ids[r]) for r in picked]
+                keys += [(f[1], f[2], f[3]) for f in new]
+            else:
+                recency = np.maximum(
+                    np.frombuffer(s.rseqs, dtype=np.int64, count=n),
+                    np.frombuffer(s.vseqs, dtype=np.int64, count=n),
+                )
+                picked = _lowest(rows, [recency], excess, s.ids)
+                keys = [(int(recency[r]), s.ids[r]) for r in picked]
+                keys += [(f[4], f[3]) for f in new]
+            for key in sorted(keys)[:excess]:
+                mid = key[-1]
+                gone.add(mid)
+                rule = {"ns": ns, "max": limit, "policy": policy}
+                out.append({"t": "evict", "at": at, "id": mid, "rule": rule})
+        for e in out:
+            log.info("%s: evicting %s (capacity %s)", self.path, e["id"], e["rule"])
+        return out
+
+    def mark_recalled(self, ids: Iterable[str]) -> None:
+        """Log that these live memories were used (a ``recall`` event): the
+        "least-recently-recalled" capacity policy evicts them last. ``ask`` does this
+        for its hits with ``mark_recalled=True``."""
+        if isinstance(ids, str):
+            raise InvalidInputError("mark_recalled takes a list of ids, not one str")
+        with self._lock:
+            self._writable()
+            chosen = list(dict.fromkeys(ids))
+            for mid in chosen:
+                self._live_row(mid)
+            if chosen:
+                self._commit([{"t": "recall", "at": self._now(), "ids": chosen}])
 
     def connect(self, a: str, b: str, relation: str = "related", weight: float = 1.0) -> None:
         """A typed, weighted edge from ``a`` to ``b`` (connecting again sets the weight)."""
@@ -1241,15 +1375,25 @@ class Mnemos:
         exact: bool = False,
         fusion: str = "weighted",
         kind_weights: Mapping[str, float] | None = None,
+        mark_recalled: bool = False,
     ) -> list[Hit]:
         """The ``top_k`` live memories that best match ``query`` (words, and meaning
         when the database has an embedder) and/or ``vector``, best first; ties break
-        by id. README "Retrieval" gives every parameter and the scoring formula."""
+        by id. README "Retrieval" gives every parameter and the scoring formula.
+        ``mark_recalled``: also log the hits as used (see ``mark_recalled``)."""
         if query is None and vector is None:
             raise InvalidInputError("ask needs query= (text), vector=, or both")
+        if not isinstance(mark_recalled, bool):
+            raise InvalidInputError(f"mark_recalled must be True or False; got {mark_recalled!r}")
         params = locals()
-        del params["self"], params["query"], params["vector"]
-        return self._ask([query], None if vector is None else [vector], params)[0]
+        del params["self"], params["query"], params["vector"], params["mark_recalled"]
+        with self._lock:
+            if mark_recalled:
+                self._writable()
+            hits = self._ask([query], None if vector is None else [vector], params)[0]
+            if mark_recalled:
+                self.mark_recalled([h.id for h in hits])
+            return hits
 
     def ask_many(
         self,
@@ -1375,7 +1519,12 @@ class Mnemos:
                 "durability": self.durability,
                 "readonly": self.readonly,
                 "as_of": self._as_of_seq,
-                "format_version": fmt.FORMAT_VERSION,
+                "format_version": self._version,
+                "capacity": [
+                    {"namespace": ns, "max_entries": limit, "policy": policy}
+                    for ns, limit, policy in s.capacity_rules()
+                ],
+                "evicted": s.evictions,
                 "backend": backend(),
                 "embedder": s.embedder,
                 "embedding_cache": None if self._embedder is None else self._embedder.stats(),
@@ -1492,9 +1641,11 @@ class Mnemos:
         """Log and apply one replayed transaction as it was logged (no validation: these
         events were validated by the database that first wrote them)."""
         writer = self._writable()
+        events = [decode_event(payload) for payload in payloads]
+        self._upgrade_for(e["t"] for e in events)
         first = writer.append(payloads)
-        for i, payload in enumerate(payloads):
-            self._state.apply(first + i, decode_event(payload))
+        for i, event in enumerate(events):
+            self._state.apply(first + i, event)
         self._events_since_snapshot += len(payloads)
 
     def _seq_of(self, point: object, name: str, *, start: bool = False) -> int:
@@ -1759,6 +1910,20 @@ class Namespace:
             self._own(id)
             return self.db.neighbors(id, depth, relation, direction=direction, _within=self.name)
 
+    def set_capacity(
+        self, max_entries: int | None = None, *, policy: str = "importance-then-age"
+    ) -> list[str]:
+        return self.db.set_capacity(max_entries, namespace=self.name, policy=policy)
+
+    def mark_recalled(self, ids: Iterable[str]) -> None:
+        if isinstance(ids, str):
+            raise InvalidInputError("mark_recalled takes a list of ids, not one str")
+        chosen = list(ids)
+        with self.db._lock:
+            for mid in chosen:
+                self._own(mid)
+            self.db.mark_recalled(chosen)
+
     def stats(self) -> dict[str, Any]:
         with self.db._lock:
             self.db._check_open()
@@ -1767,6 +1932,7 @@ class Namespace:
                 "namespace": self.name,
                 "memories": s.ns_live.get(self.name, 0),
                 "seq": s.seq,
+                "capacity": s.capacity.get(self.name),
             }
 
 
@@ -1785,6 +1951,23 @@ def _close_all_at_exit() -> None:
     for db in list(_OPEN_HANDLES):
         with contextlib.suppress(Exception):
             db.close()
+
+
+def _lowest(rows: np.ndarray, columns: list[np.ndarray], k: int, ids: list[str]) -> list[int]:
+    """``k`` of ``rows`` with the lowest (columns..., id) keys, in no order: each column
+    settles the rows strictly below its k-th value and passes the ties on to the next."""
+    chosen: list[int] = []
+    for column in columns:
+        if k <= 0 or len(rows) <= k:
+            break
+        values = column[rows]
+        threshold = np.partition(values, k - 1)[k - 1]
+        below = rows[values < threshold]
+        chosen += below.tolist()
+        k -= len(below)
+        rows = rows[values == threshold]
+    ties: list[int] = rows.tolist()
+    return chosen + (ties if len(ties) <= k else sorted(ties, key=ids.__getitem__)[:k])
 
 
 def _is_int(value: object) -> bool:
@@ -1845,7 +2028,8 @@ def take_writer_lock(path: str) -> int:
     return fd
 
 
-def _check_db_file(path: str) -> None:
+def _check_db_file(path: str) -> int:
+    """The format version in a MNEMOS file, after checking it."""
     with open(path, "rb") as f:
         data = f.read(fmt.DB_HEADER.size + 1)
     if len(data) != fmt.DB_HEADER.size:
@@ -1854,6 +2038,7 @@ def _check_db_file(path: str) -> None:
     if magic != fmt.DB_MAGIC or crc != crc32(data[:12]):
         raise CorruptDatabaseError(f"{path} is not a valid Mnemos header", path=path, offset=0)
     check_version(version, path)
+    return int(version)
 
 
 def _dir_bytes(directory: str, suffix: str) -> int:

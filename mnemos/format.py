@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import struct
 
-FORMAT_VERSION = 1  # FORMAT.md "Version log"
+# FORMAT.md "Version log". A new database is created at version 1 and moves to 2 when it
+# first logs an event that only version 2 defines (a capacity rule, an eviction, a recall),
+# so databases that never use them stay readable by version-1 readers.
+FORMAT_VERSION = 2  # the newest this code reads and writes
+CREATED_VERSION = 1
+V2_EVENTS = frozenset({"capacity", "evict", "recall"})
+POLICIES = ("importance-then-age", "least-recently-recalled")
 
 # FORMAT.md "The MNEMOS file"
 DB_MAGIC = b"MNEMOSDB"

@@ -134,7 +134,7 @@ def export(
         records = _filtered(db._wal_dir, last, namespaces)
         last = len(records)
     header = {
-        "format": fmt.FORMAT_VERSION,
+        "format": db._version,
         "base": None if first == 1 else {"seq": first - 1, "state_hash": base.state_hash()},
         "first_seq": first,
         "last_seq": last,
@@ -273,6 +273,13 @@ class ReplayLog:
         ):
             raise self._fail("its header fails its checksum", 0)
         header: dict[str, Any] = msgpack.unpackb(body[:size], raw=False)
+        if not isinstance(header, dict):
+            raise self._fail("its header is not a map", PREFIX.size)
+        if header.get("format") not in range(1, fmt.FORMAT_VERSION + 1):
+            raise InvalidInputError(
+                f"{self.path} holds events of database format {header.get('format')!r}; this "
+                f"Mnemos reads formats 1 to {fmt.FORMAT_VERSION}: upgrade mnemos-db"
+            )
         return header
 
     def entries(self) -> Iterator[Entry]:

@@ -86,6 +86,15 @@ def _state_map(state: State) -> dict[str, Any]:
     }
     for key, attr in _INT_COLUMNS:
         m[key] = _le_bytes(getattr(state, attr))
+    # Format 2 keys, present only when used (so a version-1 state writes version-1 bytes).
+    if any(state.rseqs):
+        m["rseq"] = _le_bytes(state.rseqs)
+    if any(state.evicted):
+        m["evicted"] = bytes(state.evicted)
+    if state.capacity:
+        m["capacity"] = state.capacity_rules()
+    if state.evictions:
+        m["evictions"] = state.evictions
     return m
 
 
@@ -153,9 +162,8 @@ def write_snapshot(storage: OSStorage, snap_dir: str, state: State, last_crc: in
         out += pieces
         out.append(bytes(_align(end) - end))
         offset = _align(end)
-    head = fmt.SNAP_HEADER.pack(
-        fmt.SNAP_MAGIC, fmt.FORMAT_VERSION, len(sections), state.seq, last_crc, 0
-    )[:28]
+    version = fmt.FORMAT_VERSION if state.uses_v2() else fmt.CREATED_VERSION
+    head = fmt.SNAP_HEADER.pack(fmt.SNAP_MAGIC, version, len(sections), state.seq, last_crc, 0)[:28]
     crc = crc32(bytes(table), crc32(head))
     prefix = head + crc.to_bytes(4, "little") + bytes(table)
     prefix += bytes(_align(table_end) - table_end)
@@ -181,8 +189,10 @@ def read_snapshot_header(f: BinaryIO) -> tuple[int, int, list[tuple[int, int, in
     magic, version, count, seq, last_crc, crc = fmt.SNAP_HEADER.unpack(head)
     if magic != fmt.SNAP_MAGIC:
         raise SnapshotError("not a Mnemos snapshot (bad magic)")
-    if version != fmt.FORMAT_VERSION:
-        raise SnapshotError(f"snapshot format version {version} is not {fmt.FORMAT_VERSION}")
+    if not 1 <= version <= fmt.FORMAT_VERSION:
+        raise SnapshotError(
+            f"snapshot format version {version} is not one of 1 to {fmt.FORMAT_VERSION}"
+        )
     if not 1 <= count <= 16:
         raise SnapshotError(f"snapshot declares {count} sections")
     table = _read_exact(f, fmt.SNAP_SECTION_BYTES * count, "section table")
@@ -361,6 +371,12 @@ def _state_from_map(m: dict[str, Any]) -> State:
     columns = (state.ids, state.texts, state.metas, state.vops)
     if any(len(col) != rows for col in columns) or len(m["row_ns"]) != 4 * rows:
         raise SnapshotError("STATE section columns have different lengths")
+    state.rseqs = _from_le("q", m["rseq"], rows) if "rseq" in m else array("q", bytes(8 * rows))
+    state.evicted = bytearray(m["evicted"]) if "evicted" in m else bytearray(rows)
+    if len(state.evicted) != rows:
+        raise SnapshotError("STATE section's evicted column does not fit its rows")
+    state.capacity = {ns: (limit, policy) for ns, limit, policy in m.get("capacity", [])}
+    state.evictions = m.get("evictions", 0)
     state.rows = dict(zip(state.ids, range(rows), strict=True))
     state.history = {mid: [tuple(v) for v in past] for mid, past in m["history"]}
     state.ns_codes = {ns: code for code, ns in enumerate(m["ns_codes"])}

@@ -39,7 +39,7 @@ Version = tuple[int, int, str, int, str, bytes, str, str, float, int, bytes]
 class State:
     def __init__(self) -> None:
         self.seq = 0
-        self.format = fmt.FORMAT_VERSION
+        self.format = fmt.CREATED_VERSION  # the init event sets it
         self.dim: int | None = None
         self.embedder: dict[str, Any] | None = None
         self.rows: dict[str, int] = {}
@@ -57,6 +57,13 @@ class State:
         self.vats = array("q")  # its time (microseconds since the epoch)
         self.dseqs = array("q")  # seq of the forget that tombstoned the row, 0 if live
         self.dats = array("q")
+        # Format 2: the seq of the last recall event naming the row (0: none), whether its
+        # tombstone is an eviction, the capacity rules (namespace or None for the whole
+        # database -> (max live memories, policy)) and the number of evictions applied.
+        self.rseqs = array("q")
+        self.evicted = bytearray()
+        self.capacity: dict[str | None, tuple[int, str]] = {}
+        self.evictions = 0
         self.history: dict[str, list[Version]] = {}
         self.ns_codes: dict[str, int] = {}
         self.ns_live: dict[str, int] = {}
@@ -223,6 +230,8 @@ class State:
             self.vats.append(at)
             self.dseqs.append(0)
             self.dats.append(0)
+            self.rseqs.append(0)
+            self.evicted.append(0)
             self.vectors.append(vec, self.ns_code(ns), KIND_CODE[kind])
         else:  # a forgotten id remembered again: its past stays in history
             past = self.history.setdefault(mid, [])
@@ -233,7 +242,7 @@ class State:
             self.vers[row] += 1
             self.vops[row] = "remember"
             self.vseqs[row], self.vats[row] = seq, at
-            self.dseqs[row] = self.dats[row] = 0
+            self.dseqs[row] = self.dats[row] = self.rseqs[row] = self.evicted[row] = 0
             if self.ann is not None:
                 self.ann.keep_vector(row, self.vectors.row(row))
             self.vectors.set(row, vec, self.ns_code(ns), KIND_CODE[kind])
@@ -248,7 +257,8 @@ class State:
 
     def _tombstone(self, row: int) -> Version:
         v = self.version_of(row)
-        return (self.dseqs[row], self.dats[row], "forget", *v[3:])
+        op = "evict" if self.evicted[row] else "forget"
+        return (self.dseqs[row], self.dats[row], op, *v[3:])
 
     def _update(self, seq: int, e: dict[str, Any]) -> None:
         mid = e["id"]
@@ -292,6 +302,26 @@ class State:
         self.graph.drop_node(mid)
         if self.ann is not None and self.ann.delete(row):
             self._ann_rebuild()
+
+    def _evict(self, seq: int, e: dict[str, Any]) -> None:
+        """A forget decided by a capacity rule; its tombstone says so."""
+        self._forget(seq, e)
+        self.evicted[self.rows[e["id"]]] = 1
+        self.evictions += 1
+
+    def _capacity(self, seq: int, e: dict[str, Any]) -> None:
+        if e["max"] is None:
+            self.capacity.pop(e["ns"], None)
+        else:
+            self.capacity[e["ns"]] = (e["max"], e["policy"])
+
+    def _recall(self, seq: int, e: dict[str, Any]) -> None:
+        for mid in e["ids"]:
+            self.rseqs[self.rows[mid]] = seq
+
+    def uses_v2(self) -> bool:
+        """Whether the state holds anything only format 2 defines."""
+        return bool(self.capacity or self.evictions or any(self.rseqs) or any(self.evicted))
 
     def start_ann_if_due(self) -> None:
         """Start the graph once the live memories reach ``ANN_ROWS_MIN`` (FORMAT.md "ANN
@@ -339,11 +369,13 @@ class State:
                 "vats",
                 "dseqs",
                 "dats",
+                "rseqs",
             )
             for name in cols:
                 old = getattr(self, name)
                 new = [old[row] for row in kept]
                 setattr(self, name, array(old.typecode, new) if isinstance(old, array) else new)
+            self.evicted = bytearray(self.evicted[row] for row in kept)
             assert self.vectors is not None
             self.vectors.keep(np.asarray(kept, dtype=np.int64))
             self.rows = {mid: row for row, mid in enumerate(self.ids)}
@@ -367,21 +399,31 @@ class State:
         order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
         h.update(pack(len(order)))
         for row in order:
-            h.update(
-                pack(
-                    [
-                        self.ids[row],
-                        *self._content(row),
-                        self.dseqs[row],
-                        self.dats[row],
-                        self.history.get(self.ids[row], []),
-                    ]
-                )
-            )
+            fields = [
+                self.ids[row],
+                *self._content(row),
+                self.dseqs[row],
+                self.dats[row],
+                self.history.get(self.ids[row], []),
+            ]
+            if self.rseqs[row] or self.evicted[row]:  # format 2 only: v1 hashes stay
+                fields += [self.rseqs[row], self.evicted[row]]
+            h.update(pack(fields))
         if self.vectors is not None and order:
             h.update(self.vectors.take(np.asarray(order)).astype("<f4", copy=False).tobytes())
         h.update(pack(sorted([a, b, rel, w] for (a, b, rel), w in self.graph.edges.items())))
+        if self.capacity or self.evictions:
+            h.update(pack(["capacity", self.capacity_rules(), self.evictions]))
         return h.hexdigest()
+
+    def capacity_rules(self) -> list[list[Any]]:
+        """[namespace or None, max, policy] per rule, the whole database's last."""
+        return [
+            [ns, limit, policy]
+            for ns, (limit, policy) in sorted(
+                self.capacity.items(), key=lambda item: (item[0] is None, item[0] or "")
+            )
+        ]
 
 
 def _sorted_map(value: dict[str, Any] | None) -> list[Any] | None:
@@ -396,4 +438,7 @@ _HANDLERS: dict[str, Callable[[State, int, dict[str, Any]], None]] = {
     "connect": State._connect,
     "disconnect": State._disconnect,
     "compact": State._compact,
+    "capacity": State._capacity,
+    "evict": State._evict,
+    "recall": State._recall,
 }

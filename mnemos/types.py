@@ -53,7 +53,8 @@ class Memory:
 class Version:
     """One step in a memory's history: what happened (``op``), when, and the content.
 
-    ``op`` is "remember", "update" or "forget"; for "forget", ``memory`` is the content
+    ``op`` is "remember", "update", "forget" or "evict" (forgotten by a capacity rule,
+    ``Mnemos.set_capacity``); for "forget" and "evict", ``memory`` is the content
     as it was when forgotten.
     """
 

@@ -66,7 +66,8 @@ def new_salt() -> int:
 
 
 def encode_segment_header(first_seq: int, prev_crc: int, salt: int) -> bytes:
-    body = fmt.SEGMENT_HEADER.pack(fmt.WAL_MAGIC, fmt.FORMAT_VERSION, salt, first_seq, prev_crc, 0)
+    # Segment framing is unchanged since version 1; the MNEMOS file says which events to expect.
+    body = fmt.SEGMENT_HEADER.pack(fmt.WAL_MAGIC, fmt.CREATED_VERSION, salt, first_seq, prev_crc, 0)
     return body[:28] + crc32(body[:28]).to_bytes(4, "little")
 
 
@@ -100,10 +101,11 @@ def decode_segment_header(data: bytes | memoryview, path: str) -> SegmentHeader:
 
 
 def check_version(version: int, path: str) -> None:
-    """Refuse a file of another format version (the field sits at offset 8 in each)."""
-    if version != fmt.FORMAT_VERSION:
+    """Refuse a file of a format version this code does not read (the field sits at
+    offset 8 in each)."""
+    if not 1 <= version <= fmt.FORMAT_VERSION:
         raise CorruptDatabaseError(
-            f"{path} is format version {version}; this Mnemos reads version "
+            f"{path} is format version {version}; this Mnemos reads versions 1 to "
             f"{fmt.FORMAT_VERSION} (upgrade mnemos-db)",
             path=path,
             offset=8,

@@ -165,11 +165,45 @@ def _records(wal: Path) -> list[tuple[str, int, int, int, int, bytes]]:
     return out
 
 
-def test_todays_writer_reproduces_the_v1_log(tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_todays_writer_reproduces_each_versions_log(tmp_path, version):
+    """A database that uses nothing of format 2 is still written as version 1, byte for
+    byte; one that does is upgraded to 2 when it first needs it."""
     maker = _load_maker()
-    digest = maker.build(tmp_path / "fresh.mem")
-    assert digest == (DATA / "v1.state_hash").read_text().strip()
-    assert _records(tmp_path / "fresh.mem" / "wal") == _records(DATA / "v1.mem" / "wal")
+    digest = maker.build(tmp_path / "fresh.mem", v2=version == 2)
+    golden = DATA / f"v{version}.mem"
+    assert digest == (DATA / f"v{version}.state_hash").read_text().strip()
+    assert _records(tmp_path / "fresh.mem" / "wal") == _records(golden / "wal")
+    assert (tmp_path / "fresh.mem" / "MNEMOS").read_bytes() == (golden / "MNEMOS").read_bytes()
+
+
+def test_v2_contents():
+    """v2.mem: format 2 in its MNEMOS file and in the snapshot that holds its capacity
+    rule (the older one predates it and stays version 1); evictions in history."""
+    golden = DATA / "v2.mem"
+    assert struct.unpack_from("<I", (golden / "MNEMOS").read_bytes(), 8)[0] == 2
+    versions = [
+        struct.unpack_from("<I", snap.read_bytes(), 8)[0]
+        for snap in sorted((golden / "snapshots").iterdir())
+    ]
+    assert versions == [1, 2]
+    with Mnemos.open(golden, embedder=None, readonly=True) as db:
+        stats = db.stats()
+        assert stats["format_version"] == 2 and stats["memories"] == 40
+        assert stats["capacity"] == [
+            {"namespace": None, "max_entries": 40, "policy": "importance-then-age"}
+        ]
+        evicted = [
+            mid
+            for mid in db._state.ids
+            if db._state.dseqs[db._state.rows[mid]] and db.history(mid)[-1].op == "evict"
+        ]
+        assert len(evicted) == stats["evicted"] == 8
+        texts = {db.history(mid)[-1].memory.text for mid in evicted}
+        assert "note 3" in texts  # lowered to importance 0.05, so the first to go
+        assert "over the bound" not in texts  # importance 0.9
+        # The "work" rule (2, least recently recalled) took the oldest of a batch of three.
+        assert "work 0" in texts and not {"work 1", "work 2"} & texts
 
 
 def test_replay_log_golden_replays_to_its_recorded_state(tmp_path):

@@ -9,7 +9,9 @@ golden of its own: v1-lexical.mem holds snapshots with the LEXICAL section, v1-a
 it is built with the graph's threshold lowered to ANN_GOLDEN_ROWS so a small database
 holds one, a stored graph, queued operations after it and a saved vector. v1-trace.mem
 (`make_golden.py v1-trace`) is opened with ``trace=True`` and asks along the way, so it
-holds a TRACE file; replay-v1-trace.log is its replay log, traces included.
+holds a TRACE file; replay-v1-trace.log is its replay log, traces included. v2.mem
+(`make_golden.py v2`) adds format 2's events: capacity rules of both policies, evictions
+(in a snapshot and in the log after it) and recalls.
 
 Fixed clock, explicit vectors: the log segments it writes are the same bytes every time,
 so a test can tell an accidental format change from an intended one. Old golden
@@ -45,12 +47,13 @@ def vector(seed: int) -> np.ndarray:
 ANN_GOLDEN_ROWS = 16
 
 
-def build(path: Path, *, ann: bool = False, trace: bool = False) -> str:
+def build(path: Path, *, ann: bool = False, trace: bool = False, v2: bool = False) -> str:
     """Every logged event type but compact (which deletes the log before it), two
     snapshots, and the log from seq 1 continuing after them; returns state_hash.
     ``ann``: also start the graph (see the module docstring); the caller has set
     ``mnemos.index.ann.ANN_ROWS_MIN`` to ``ANN_GOLDEN_ROWS``. ``trace``: open with
-    tracing and ask along the way (each traced ask reads the clock once)."""
+    tracing and ask along the way (each traced ask reads the clock once). ``v2``: also
+    bound the database with capacity rules, which evict, and mark recalls."""
     with Mnemos.open(
         path, embedder=None, dim=8, clock=Clock(), segment_bytes=4096, trace=trace
     ) as db:
@@ -93,8 +96,24 @@ def build(path: Path, *, ann: bool = False, trace: bool = False) -> str:
         if ann:
             db.update(notes[-1], vector=vector(300))  # its queued insert keeps the old vector
             db.forget(notes[0])
+        if v2:
+            db.update(notes[3], importance=0.05)
+            db.update("ada", importance=0.9)
+            db.set_capacity(40)  # evicts notes[3], then the oldest at default importance
+            db.mark_recalled([notes[10], notes[11]])
+            db.ask(vector=vector(10), top_k=2, mark_recalled=True)
+            db.set_capacity(2, namespace="work", policy="least-recently-recalled")
         db.checkpoint()
         db.forget("ada")
+        if v2:
+            db.remember("over the bound", vector=vector(400), importance=0.9)
+            db.remember_many(
+                [
+                    {"text": f"work {i}", "vector": vector(500 + i), "namespace": "work"}
+                    for i in range(3)
+                ]
+            )
+            db.set_capacity(None, namespace="work")
         if trace:
             db.ask(vector=vector(9), top_k=5, where={"i": {"$gte": 30}})
             db.ask("note", top_k=4, since=1_700_000_000)
@@ -112,7 +131,7 @@ def main() -> None:
         if not ann_index.available():
             raise SystemExit("v1-ann needs the Rust extension, to store a built graph")
         ann_index.ANN_ROWS_MIN = ANN_GOLDEN_ROWS
-    digest = build(path, ann=ann, trace=name.endswith("-trace"))
+    digest = build(path, ann=ann, trace=name.endswith("-trace"), v2=name.startswith("v2"))
     (path / "LOCK").unlink()
     if name.endswith("-trace"):
         with Mnemos.open(path, embedder=None, readonly=True) as db:
