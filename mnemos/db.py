@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -77,6 +77,7 @@ from .wal import (
     encode_segment_header,
     list_numbered,
     new_salt,
+    record_spans,
     scan_records,
     segment_records,
 )
@@ -1748,25 +1749,112 @@ class Mnemos:
                     f"fork(at={seq}): the log before it is no longer kept in {self.path} "
                     "(log_retention='delete', or a compact since); fork at a later point"
                 )
-            last = self._segment_prefix(segments[-1], seq)
-            self._storage.mkdir(dest)
-            for sub in (fmt.WAL_DIR, fmt.SNAPSHOT_DIR):
-                self._storage.mkdir(os.path.join(dest, sub))
+            files = {}
             for first in segments:
-                name = fmt.segment_name(first)
-                with open(os.path.join(self._wal_dir, name), "rb") as f:
-                    data = last if first == segments[-1] else f.read()
-                write_atomically(self._storage, os.path.join(dest, fmt.WAL_DIR, name), [data])
+                name = os.path.join(fmt.WAL_DIR, fmt.segment_name(first))
+                files[name] = (
+                    self._segment_prefix(first, seq)
+                    if first == segments[-1]
+                    else _read(os.path.join(self.path, name))
+                )
             if snapshots:
-                name = fmt.snapshot_name(snapshots[-1])
-                with open(os.path.join(self._snap_dir, name), "rb") as f:
-                    data = f.read()
-                write_atomically(self._storage, os.path.join(dest, fmt.SNAPSHOT_DIR, name), [data])
-            with open(os.path.join(self.path, fmt.DB_FILE), "rb") as f:
-                header = f.read()
-            write_atomically(self._storage, os.path.join(dest, fmt.DB_FILE), [header])
-            self._storage.fsync_dir(os.path.dirname(os.path.abspath(dest)))
+                name = os.path.join(fmt.SNAPSHOT_DIR, fmt.snapshot_name(snapshots[-1]))
+                files[name] = _read(os.path.join(self.path, name))
+            files[fmt.DB_FILE] = _read(os.path.join(self.path, fmt.DB_FILE))
+            self._lay_down(dest, files)
         return Mnemos.open(dest, embedder=self._embedder, durability=self.durability)
+
+    def _lay_down(self, dest: str, files: Mapping[str, bytes | memoryview]) -> None:
+        """Write a database directory at ``dest`` holding ``files`` (relative names), each
+        atomically and durably; MNEMOS last, so a copy cut short is no database."""
+        self._storage.mkdir(dest)
+        for sub in (fmt.WAL_DIR, fmt.SNAPSHOT_DIR):
+            self._storage.mkdir(os.path.join(dest, sub))
+        for name in sorted(files, key=lambda name: name == fmt.DB_FILE):
+            write_atomically(self._storage, os.path.join(dest, name), [files[name]])
+        self._storage.fsync_dir(dest)
+        self._storage.fsync_dir(os.path.dirname(os.path.abspath(dest)))
+
+    def backup(self, dest: str | os.PathLike[str], *, verify: bool = True) -> dict[str, Any]:
+        """Copy this database to the new directory ``dest`` as it is at this moment, while
+        writes go on: the retained log up to the current seq, the newest snapshot and the
+        TRACE file, each cut at what was committed when the backup began. The lock is held
+        only to open the files; they are read after it is released (a compaction meanwhile
+        cannot take them away). With ``verify``, the copy is checked as ``mnemos verify``
+        does and opened; returns ``{path, seq, state_hash, bytes, files, seconds}``."""
+        dest = os.fspath(dest)
+        started = time.perf_counter()
+        with self._lock:
+            self._check_open()
+            if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
+                raise InvalidInputError(
+                    f"{dest} already exists; back up into a new or empty directory"
+                )
+            seq = self._state.seq
+            segments = [
+                first for first in list_numbered(self._wal_dir, fmt.WAL_SUFFIX) if first <= seq + 1
+            ]
+            names = [os.path.join(fmt.WAL_DIR, fmt.segment_name(first)) for first in segments]
+            snapshots = [n for n in list_numbered(self._snap_dir, fmt.SNAP_SUFFIX) if n <= seq]
+            if snapshots:
+                names.append(os.path.join(fmt.SNAPSHOT_DIR, fmt.snapshot_name(snapshots[-1])))
+            # Traces are appended under the lock, whole records at a time.
+            trace_path = os.path.join(self.path, TRACE_FILE)
+            trace_bytes = os.path.getsize(trace_path) if os.path.exists(trace_path) else 0
+            if trace_bytes:
+                names.append(TRACE_FILE)
+            opened: dict[str, BinaryIO] = {}
+            try:
+                for name in names:
+                    opened[name] = open(os.path.join(self.path, name), "rb")  # noqa: SIM115
+                header = _read(os.path.join(self.path, fmt.DB_FILE))
+            except BaseException:
+                for f in opened.values():
+                    f.close()
+                raise
+        files: dict[str, bytes] = {}
+        try:
+            for name, f in opened.items():
+                files[name] = f.read(trace_bytes) if name == TRACE_FILE else f.read()
+        finally:
+            for f in opened.values():
+                f.close()
+        if segments:
+            last = names[len(segments) - 1]
+            files[last] = _cut_at(files[last], seq, os.path.join(self.path, last), segments[-1])
+        files[fmt.DB_FILE] = header
+        try:
+            self._lay_down(dest, files)
+        except OSError as exc:
+            raise StorageError(
+                f"writing the backup to {dest} failed ({exc}); the database is unchanged. "
+                "Delete the partial copy, free space or fix the error, and try again"
+            ) from exc
+        result: dict[str, Any] = {
+            "path": dest,
+            "seq": seq,
+            "bytes": sum(len(data) for data in files.values()),
+            "files": len(files),
+        }
+        if verify:
+            from .recovery import verify as verify_copy
+
+            report = verify_copy(dest)
+            if not report.ok:
+                raise CorruptDatabaseError(
+                    f"the backup at {dest} does not verify ({report.problems[0].reason}); "
+                    f"run `mnemos verify {self.path}`",
+                    path=dest,
+                )
+            with Mnemos.open(dest, embedder=None, readonly=True) as copy:
+                if copy.seq != seq:
+                    raise CorruptDatabaseError(
+                        f"the backup at {dest} opens at seq {copy.seq}, not {seq}", path=dest
+                    )
+                result["state_hash"] = copy.state_hash()
+        result["seconds"] = time.perf_counter() - started
+        log.info("%s: backed up at seq %d to %s", self.path, seq, dest)
+        return result
 
     def _segment_prefix(self, first: int, seq: int) -> bytes:
         """The bytes of segment ``first`` up to the end of record ``seq``, which must end
@@ -1951,6 +2039,17 @@ def _close_all_at_exit() -> None:
     for db in list(_OPEN_HANDLES):
         with contextlib.suppress(Exception):
             db.close()
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _cut_at(data: bytes, seq: int, path: str, first_seq: int) -> bytes:
+    """A segment's bytes through record ``seq`` (the bytes after it are later commits)."""
+    spans = [span for span in record_spans(data, path, first_seq) if span.seq <= seq]
+    return data[: spans[-1].end if spans else fmt.SEGMENT_HEADER_BYTES]
 
 
 def _lowest(rows: np.ndarray, columns: list[np.ndarray], k: int, ids: list[str]) -> list[int]:

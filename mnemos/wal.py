@@ -291,6 +291,11 @@ def segment_records(path: str, first_seq: int) -> tuple[bytes, list[RecordSpan]]
     padding, FORMAT.md "Record")."""
     with open(path, "rb") as f:
         data = f.read()
+    return data, record_spans(data, path, first_seq)
+
+
+def record_spans(data: bytes, path: str, first_seq: int) -> list[RecordSpan]:
+    """The committed records of segment bytes ``data`` (see ``segment_records``)."""
     header = decode_segment_header(data, path)
     body = memoryview(data)[fmt.SEGMENT_HEADER_BYTES :]
     result = scan_records(
@@ -302,7 +307,7 @@ def segment_records(path: str, first_seq: int) -> tuple[bytes, list[RecordSpan]]
         start, end = end, end + fmt.RECORD_HEADER_BYTES + len(payload)
         *_head, index, count, _unsynced = fmt.RECORD_HEADER.unpack_from(data, start)
         spans.append(RecordSpan(seq, index, count, end, payload))
-    return data, spans
+    return spans
 
 
 @dataclass(frozen=True)
