@@ -26,9 +26,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from . import chunking, replay, retrieval, trace
+from . import chunking, config, replay, retrieval, trace
 from . import format as fmt
 from ._native import backend, crc32
+from .config import UNSET
 from .errors import (
     CorruptDatabaseError,
     DatabaseClosedError,
@@ -84,8 +85,6 @@ from .wal import (
 
 log = logging.getLogger("mnemos")
 
-DURABILITIES = ("full", "normal", "off")
-RETENTIONS = ("keep", "delete")
 SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on if the newest is damaged
 TOP_K_MAX = 10_000
 DEPTH_MAX = 16
@@ -110,50 +109,64 @@ class Mnemos:
     @classmethod
     def open(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         *,
         embedder: Any = "default",
-        dim: int | None = None,
-        durability: str = "full",
+        dim: int | None = UNSET,
+        durability: str = UNSET,
         readonly: bool = False,
         create: bool = True,
-        trace: bool = False,
+        trace: bool = UNSET,
         clock: Clock | None = None,
-        snapshot_every_events: int | None = 10_000,
-        snapshot_every_bytes: int | None = 64 * 1024 * 1024,
-        log_retention: str = "keep",
-        segment_bytes: int = 64 * 1024 * 1024,
-        sync_interval_ms: float = 50.0,
-        ann_background: bool = True,
+        snapshot_every_events: int | None = UNSET,
+        snapshot_every_bytes: int | None = UNSET,
+        log_retention: str = UNSET,
+        segment_bytes: int = UNSET,
+        sync_interval_ms: float = UNSET,
+        ann_background: bool = UNSET,
     ) -> Mnemos:
-        """Open (or create) the database at ``path``.
+        """Open (or create) the database at ``path`` (default: ``$MNEMOS_DB``).
 
-        ``durability``: "full" syncs the log before every write returns, "normal" syncs
-        at most every ``sync_interval_ms`` and on close (a crash may lose that window but
-        never corrupts), "off" leaves syncing to the OS. ``log_retention``: "keep" keeps
-        log segments that a snapshot covers (history and as-of reads need them),
-        "delete" removes them. A snapshot is written automatically after
-        ``snapshot_every_events`` events or ``snapshot_every_bytes`` bytes of log.
-        ``ann_background``: bring the approximate index up to date on a background
-        thread (else the first approximate ask after writes does it); answers are the same.
-        ``trace``: record every ``ask`` (parameters, query vector, hits) beside the log, for
-        ``export_replay`` and a replay to check (a writer handle only).
+        ``durability``: "full" (default) syncs the log before every write returns,
+        "normal" syncs at most every ``sync_interval_ms`` (50) and on close (a crash may
+        lose that window but never corrupts), "off" leaves syncing to the OS.
+        ``log_retention``: "keep" (default) keeps log segments that a snapshot covers
+        (history and as-of reads need them), "delete" removes them. A snapshot is written
+        automatically after ``snapshot_every_events`` (10,000) events or
+        ``snapshot_every_bytes`` (64 MiB) of log; log segments roll at ``segment_bytes``
+        (64 MiB). ``ann_background`` (True): bring the approximate index up to date on a
+        background thread (else the first approximate ask after writes does it); answers
+        are the same. ``trace`` (False): record every ``ask`` (parameters, query vector,
+        hits) beside the log, for ``export_replay`` and a replay to check (writer handles
+        only).
+
+        Each of these options not passed is read from ``MNEMOS_<OPTION>`` (say
+        ``MNEMOS_DURABILITY=normal``, ``MNEMOS_TRACE=1``) if set, else takes its default
+        (README "Configuration").
         """
+        options = {
+            "dim": dim,
+            "durability": durability,
+            "trace": trace,
+            "snapshot_every_events": snapshot_every_events,
+            "snapshot_every_bytes": snapshot_every_bytes,
+            "log_retention": log_retention,
+            "segment_bytes": segment_bytes,
+            "sync_interval_ms": sync_interval_ms,
+            "ann_background": ann_background,
+        }
+        resolved = {name: config.resolve(name, value) for name, value in options.items()}
+        if readonly and trace is UNSET:  # MNEMOS_TRACE is for the writers it reaches
+            resolved["trace"] = False
+        config.check_flag("readonly", readonly)
+        config.check_flag("create", create)
         return cls(
-            os.fspath(path),
+            config.db_path(path),
             embedder=embedder,
-            dim=dim,
-            durability=durability,
             readonly=readonly,
             create=create,
-            trace=trace,
             clock=clock,
-            snapshot_every_events=snapshot_every_events,
-            snapshot_every_bytes=snapshot_every_bytes,
-            log_retention=log_retention,
-            segment_bytes=segment_bytes,
-            sync_interval_ms=sync_interval_ms,
-            ann_background=ann_background,
+            **resolved,
         )
 
     def __init__(
@@ -176,32 +189,6 @@ class Mnemos:
         init_payload: bytes | None = None,
         trace: bool = False,
     ):
-        if durability not in DURABILITIES:
-            raise InvalidInputError(
-                f"durability must be one of {', '.join(DURABILITIES)}; got {durability!r}"
-            )
-        if log_retention not in RETENTIONS:
-            raise InvalidInputError(
-                f"log_retention must be one of {', '.join(RETENTIONS)}; got {log_retention!r}"
-            )
-        if dim is not None and (not _is_int(dim) or not 1 <= dim <= fmt.DIM_MAX):
-            raise InvalidInputError(f"dim must be an int from 1 to {fmt.DIM_MAX}; got {dim!r}")
-        if not _is_int(segment_bytes) or segment_bytes < 4096:
-            raise InvalidInputError("segment_bytes must be an int of at least 4096")
-        for name, value in (
-            ("snapshot_every_events", snapshot_every_events),
-            ("snapshot_every_bytes", snapshot_every_bytes),
-        ):
-            if value is not None and (not _is_int(value) or value < 1):
-                raise InvalidInputError(f"{name} must be a positive int or None; got {value!r}")
-        if (
-            isinstance(sync_interval_ms, bool)
-            or not isinstance(sync_interval_ms, (int, float))
-            or (not 0 < sync_interval_ms <= 60_000)
-        ):
-            raise InvalidInputError(
-                f"sync_interval_ms must be a number from 0 to 60000; got {sync_interval_ms!r}"
-            )
         self.path = path
         self.readonly = readonly
         self.durability = durability
@@ -227,16 +214,12 @@ class Mnemos:
         self._last_snapshot_bytes = 0
         self._open_stats: dict[str, Any] = {}
         self._version = fmt.CREATED_VERSION  # the MNEMOS file's, read by open
-        if not isinstance(ann_background, bool):
-            raise InvalidInputError(f"ann_background must be True or False; got {ann_background!r}")
         self._ann_background = ann_background and ann_available()
         self._builder: GraphBuilder | None = None
         # A view of the past (``as_of``): the state after this seq, never refreshed.
         self._as_of_seq = as_of_seq
         # A replay into a new database creates it with the replayed log's first event.
         self._init_payload = init_payload
-        if not isinstance(trace, bool):
-            raise InvalidInputError(f"trace must be True or False; got {trace!r}")
         if trace and readonly:
             raise InvalidInputError("trace=True records asks in the database: open it writable")
         self._tracer: TraceWriter | None = None

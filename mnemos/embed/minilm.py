@@ -662,7 +662,10 @@ class MiniLM(BertEmbedder):
         )
 
     def _missing_message(self, missing: list[str]) -> str:
-        return f"{self.model_dir} lacks {' and '.join(missing)}. {_INSTALL_HINT}"
+        where = str(self.model_dir)
+        if os.environ.get(MODEL_DIR_ENV) == where:
+            where = f"{MODEL_DIR_ENV}={where}"
+        return f"{where} lacks {' and '.join(missing)}. {_INSTALL_HINT}"
 
     def _damaged_message(self, problem: str) -> str:
         return f"{problem}. {_REINSTALL_HINT}"
