@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -1509,12 +1509,61 @@ class Mnemos:
                     for ns, limit, policy in s.capacity_rules()
                 ],
                 "evicted": s.evictions,
+                "events": s.seq,
+                **self._breakdown(),
+                "last_checkpoint": self._last_checkpoint(),
                 "backend": backend(),
                 "embedder": s.embedder,
                 "embedding_cache": None if self._embedder is None else self._embedder.stats(),
                 "ann": None if s.ann is None else s.ann.stats(),
                 "open": dict(self._open_stats),
             }
+
+    def _breakdown(self) -> dict[str, Any]:
+        """Live and forgotten memories by namespace (with live ones by kind), live ones by
+        kind, and the sizes of the indexes."""
+        s = self._state
+        n = len(s.ids)
+        out: dict[str, Any] = {"by_namespace": {}, "by_kind": dict.fromkeys(fmt.KINDS, 0)}
+        vectors = s.vectors
+        if vectors is not None and n:
+            live = np.frombuffer(s.dseqs, dtype=np.int64, count=n) == 0
+            row_ns, row_kind = vectors.ns[:n], vectors.kind[:n]
+            for ns in sorted(s.ns_codes):
+                mine = row_ns == s.ns_codes[ns]
+                kinds = np.bincount(row_kind[mine & live], minlength=len(fmt.KINDS))
+                out["by_namespace"][ns] = {
+                    "live": int(np.count_nonzero(mine & live)),
+                    "forgotten": int(np.count_nonzero(mine & ~live)),
+                    "by_kind": {k: int(c) for k, c in zip(fmt.KINDS, kinds, strict=True)},
+                }
+            kinds = np.bincount(row_kind[live], minlength=len(fmt.KINDS))
+            out["by_kind"] = {k: int(c) for k, c in zip(fmt.KINDS, kinds, strict=True)}
+        out["indexes"] = {
+            "vectors": {
+                "rows": 0 if vectors is None else vectors.n,
+                "bytes": 0 if vectors is None else vectors.n * vectors.dim * 4,
+            },
+            "lexical": {
+                "terms": len(s.lexical_index().terms),
+                "documents": s.lexical_index().docs,
+            },
+            "graph": {"edges": len(s.graph)},
+            "ann": None if s.ann is None else s.ann.stats(),
+        }
+        return out
+
+    def _last_checkpoint(self) -> dict[str, Any] | None:
+        snapshots = list_numbered(self._snap_dir, fmt.SNAP_SUFFIX)
+        if not snapshots:
+            return None
+        path = os.path.join(self._snap_dir, fmt.snapshot_name(snapshots[-1]))
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:  # pruned meanwhile by the writer
+            return None
+        written = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc).isoformat()
+        return {"seq": snapshots[-1], "written": written, "bytes": info.st_size}
 
     def _disk_bytes(self) -> int:
         return _dir_bytes(self._wal_dir, fmt.WAL_SUFFIX) + _dir_bytes(
