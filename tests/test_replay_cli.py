@@ -35,7 +35,7 @@ def test_export_then_replay_from_the_shell(tmp_path, capsys):
     assert main(["export-replay", str(tmp_path / "a.mem"), str(log), "--json"]) == 0
     written = json.loads(capsys.readouterr().out)
     assert written["events"] == 8 and log.exists()
-    assert main(["replay", str(log), "--into", str(tmp_path / "b.mem")]) == 0
+    assert main(["replay", str(log), "--into", str(tmp_path / "b.mem"), "--table"]) == 0
     out = capsys.readouterr().out
     assert "replayed 8 events" in out and written["state_hash"] in out
     assert main(["replay", str(log), "--stop-at", "3", "--json"]) == 0
@@ -82,9 +82,13 @@ def test_log_prints_every_event(tmp_path, capsys):
         (5, "update"),
     ]
     assert lines[1]["text"] == "tea" and lines[1]["dim"] == 8 and "vec" not in lines[1]
-    assert main(["log", str(tmp_path / "a.mem"), "--since", "5"]) == 0
+    assert main(["log", str(tmp_path / "a.mem"), "--since", "5", "--table"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and "update" in out[0] and "green tea" in out[0]
+    # Piped (not a terminal), without --json: JSON lines all the same.
+    assert main(["log", str(tmp_path / "a.mem"), "--since", "5"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["text"] == "green tea"
 
 
 def test_log_follow_prints_what_a_writer_commits_later(tmp_path):
