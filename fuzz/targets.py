@@ -69,7 +69,19 @@ def replay_log(data: bytes) -> None:
         os.unlink(f.name)
 
 
-_VERBS = ("remember", "many", "update", "forget", "connect", "disconnect", "ask", "get", "history")
+_VERBS = (
+    "remember",
+    "many",
+    "update",
+    "forget",
+    "connect",
+    "disconnect",
+    "ask",
+    "get",
+    "history",
+    "capacity",
+    "recall",
+)
 
 
 def api(data: bytes) -> None:
@@ -135,6 +147,11 @@ def _call(db: Mnemos, verb: str, arg: bytes, rng: np.random.Generator) -> None:
             )
         elif verb == "get":
             db.get(v)
+        elif verb == "capacity":
+            policy = "least-recently-recalled" if isinstance(w, str) else "importance-then-age"
+            db.set_capacity(v, namespace=w if isinstance(w, str) else None, policy=policy)
+        elif verb == "recall":
+            db.mark_recalled([v, w] if isinstance(w, str) else v)  # type: ignore[arg-type]
         else:
             db.history(v)
     except MnemosError:

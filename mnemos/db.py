@@ -650,7 +650,6 @@ class Mnemos:
         writer = self._writable()
         if self._state.capacity and any(e["t"] == "remember" for e in events):
             events = events + self._evictions(events, events[0]["at"])
-        self._upgrade_for(e["t"] for e in events)
         payloads = [encode_event(e) for e in events]
         size = sum(map(len, payloads))
         if size > fmt.TXN_BYTES_MAX:
@@ -658,6 +657,7 @@ class Mnemos:
                 f"this batch encodes to {size} bytes, over TXN_BYTES_MAX ({fmt.TXN_BYTES_MAX}); "
                 "split it into several remember_many calls"
             )
+        self._upgrade_for(e["t"] for e in events)
         first = writer.append(payloads)
         for i, payload in enumerate(payloads):
             self._state.apply(first + i, decode_event(payload))
@@ -912,9 +912,12 @@ class Mnemos:
         remember, an update or a ``mark_recalled``; then lowest id). Each eviction is an
         ``evict`` event, so a replay evicts the same memories, and ``history`` shows it.
         Returns the ids evicted now, if the new bound is below the current count."""
-        if max_entries is not None and (not _is_int(max_entries) or max_entries < 0):
+        if max_entries is not None and (
+            not _is_int(max_entries) or not 0 <= max_entries <= fmt.CAPACITY_MAX
+        ):
             raise InvalidInputError(
-                f"max_entries must be a non-negative int or None; got {max_entries!r}"
+                f"max_entries must be an int from 0 to {fmt.CAPACITY_MAX}, or None; got "
+                f"{max_entries!r}"
             )
         if policy not in fmt.POLICIES:
             raise InvalidInputError(
@@ -999,11 +1002,9 @@ class Mnemos:
         """Log that these live memories were used (a ``recall`` event): the
         "least-recently-recalled" capacity policy evicts them last. ``ask`` does this
         for its hits with ``mark_recalled=True``."""
-        if isinstance(ids, str):
-            raise InvalidInputError("mark_recalled takes a list of ids, not one str")
+        chosen = _id_list(ids, "mark_recalled")
         with self._lock:
             self._writable()
-            chosen = list(dict.fromkeys(ids))
             for mid in chosen:
                 self._live_row(mid)
             if chosen:
@@ -2036,9 +2037,7 @@ class Namespace:
         return self.db.set_capacity(max_entries, namespace=self.name, policy=policy)
 
     def mark_recalled(self, ids: Iterable[str]) -> None:
-        if isinstance(ids, str):
-            raise InvalidInputError("mark_recalled takes a list of ids, not one str")
-        chosen = list(ids)
+        chosen = _id_list(ids, "mark_recalled")
         with self.db._lock:
             for mid in chosen:
                 self._own(mid)
@@ -2071,6 +2070,13 @@ def _close_all_at_exit() -> None:
     for db in list(_OPEN_HANDLES):
         with contextlib.suppress(Exception):
             db.close()
+
+
+def _id_list(ids: object, what: str) -> list[str]:
+    """Memory ids from a list (or any iterable but a str), each checked, in order, once."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise InvalidInputError(f"{what} takes a list of ids; got {type(ids).__name__}")
+    return list(dict.fromkeys(check_id(mid) for mid in ids))
 
 
 def _read(path: str) -> bytes:

@@ -59,6 +59,7 @@ ID_BYTES_MAX = 256
 NAMESPACE_BYTES_MAX = 256
 RELATION_BYTES_MAX = 256
 BATCH_ITEMS_MAX = 1_000_000
+CAPACITY_MAX = 2**63 - 1  # a capacity rule's max_entries (an i64 in the event)
 TXN_BYTES_MAX = 256 * 1024 * 1024  # payload bytes of one transaction (one remember_many)
 
 KINDS = ("episodic", "semantic", "procedural")

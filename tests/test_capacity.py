@@ -230,12 +230,15 @@ def test_format_2_only_once_used(tmp_path: Path):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda db: db.set_capacity(-1), "non-negative"),
-        (lambda db: db.set_capacity(2.5), "non-negative int"),
-        (lambda db: db.set_capacity(True), "non-negative int"),
+        (lambda db: db.set_capacity(-1), "an int from 0 to"),
+        (lambda db: db.set_capacity(2.5), "an int from 0 to"),
+        (lambda db: db.set_capacity(True), "an int from 0 to"),
+        (lambda db: db.set_capacity(10**30), "an int from 0 to"),
         (lambda db: db.set_capacity(3, policy="random"), "policy must be one of"),
         (lambda db: db.set_capacity(3, namespace=""), "namespace"),
         (lambda db: db.mark_recalled("m2"), "list of ids"),
+        (lambda db: db.mark_recalled([{"k": 1}]), "memory id must be a non-empty str"),
+        (lambda db: db.mark_recalled(7), "list of ids"),
         (lambda db: db.mark_recalled(["m2", "nope"]), "nope"),
         (lambda db: db.ask(vector=vec(1), mark_recalled="yes"), "True or False"),
     ],
@@ -244,9 +247,11 @@ def test_bad_input_changes_nothing(tmp_path: Path, call, message):
     with Mnemos.open(tmp_path / "db.mem", embedder=None, dim=8) as db:
         db.remember("x", vector=vec(1))
         digest, seq = db.state_hash(), db.seq
+        header = (tmp_path / "db.mem" / "MNEMOS").read_bytes()
         with pytest.raises((InvalidInputError, MemoryNotFound), match=message):
             call(db)
         assert (db.state_hash(), db.seq) == (digest, seq)
+        assert (tmp_path / "db.mem" / "MNEMOS").read_bytes() == header  # still version 1
 
 
 def test_readonly_handles_cannot_mark_recalls(tmp_path: Path):
