@@ -70,6 +70,13 @@ def main() -> None:
         f"{report.checkpoints_verified} checkpoints verified: same state_hash"
     )
 
+    with Mnemos.open(path) as db:  # operating it: a verified backup, then a size bound
+        copy = db.backup(path.parent / "backup.mem")
+        same = "same" if copy["state_hash"] == digest else "DIFFERENT"
+        print(f"\nbacked up seq {copy['seq']} ({copy['bytes']:,} bytes): {same} state_hash")
+        evicted = db.set_capacity(5)  # lowest importance, then oldest, go first
+        print(f"capacity 5: evicted {evicted}, live memories {db.stats()['memories']}")
+
 
 if __name__ == "__main__":
     main()

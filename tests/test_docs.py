@@ -47,4 +47,7 @@ def test_demo_runs_and_reopens_to_the_same_state():
     assert "same state_hash" in out
     # The past before the update, and the run replayed from its exported log alone.
     assert "as of seq 8 -> The user prefers tea over coffee" in out
-    assert "replayed 11 events" in out and out.rstrip().endswith("same state_hash")
+    assert "replayed 11 events" in out and "checkpoints verified: same state_hash" in out
+    # A backup of the whole run, then a bound: the oldest of equal importance goes.
+    assert "backed up seq 11" in out and "bytes): same state_hash" in out
+    assert out.rstrip().endswith("capacity 5: evicted ['m2'], live memories 5")
