@@ -567,6 +567,10 @@ fn scan<S: Scorer>(
     threads: usize,
 ) -> Vec<Vec<Best>> {
     let rows = matrix.rows();
+    // A `keep` above the row count asks for every row, and must not size the heaps: a huge `k`
+    // from a caller was a capacity-overflow panic or an aborting allocation failure (found by
+    // fuzz/fuzz_targets/kernels.rs; the input is in tests/data/fuzz-rust/kernels/).
+    let keep = keep.min(rows);
     let work = rows
         .saturating_mul(matrix.dim())
         .saturating_mul(scorer.queries());

@@ -438,3 +438,30 @@ fn search_int8_rejects_codes_of_another_shape() {
     assert_eq!(found[0].len(), 2);
     assert_eq!(found[0][0].0, 0, "ties go to the lower row");
 }
+
+/// Regression (fuzz/fuzz_targets/kernels.rs, input kept in tests/data/fuzz-rust/kernels/):
+/// a `k` or `rescore` far above the row count sized the result heaps by it, a capacity
+/// overflow panic (or, a little lower, an allocation failure that aborts). It asks for every
+/// row: the same answer as `k` = the row count.
+#[test]
+fn candidates_and_search_int8_take_any_k() {
+    let matrix = [1.0f32, 0.0, 0.0, 1.0, 0.5, 0.5];
+    let m = Matrix::new(vec![&matrix[..]], 2).unwrap();
+    let norms = norms(&matrix, 2);
+    let (codes, scales) = quantize(&matrix, 2).unwrap();
+    let codes = Matrix::new(vec![&codes[..]], 2).unwrap();
+    let q = [1.0f32, 0.0];
+    for k in [usize::MAX, usize::MAX / 2, 1 << 40] {
+        let found = candidates(&m, &norms, &q, None, k, 0.0, 1).unwrap();
+        assert_eq!(found, candidates(&m, &norms, &q, None, 3, 0.0, 1).unwrap());
+        assert_eq!(found[0], [0, 1, 2]);
+        let hits = search_int8(&codes, &scales, &m, &norms, &q, None, k, k, 1).unwrap();
+        assert_eq!(
+            hits,
+            search_int8(&codes, &scales, &m, &norms, &q, None, 3, 3, 1).unwrap()
+        );
+        assert_eq!(hits[0].len(), 3);
+        let hits = search_int8(&codes, &scales, &m, &norms, &q, None, 1, k, 1).unwrap();
+        assert_eq!(hits[0].len(), 1);
+    }
+}
