@@ -265,3 +265,20 @@ def test_readonly_handles_cannot_mark_recalls(tmp_path: Path):
             ro.ask(vector=vec(1), mark_recalled=True)
         with pytest.raises(ReadOnlyError):
             ro.set_capacity(1)
+
+
+def test_a_replay_into_a_new_database_takes_on_format_2(tmp_path: Path):
+    """The replayed database starts as version 1 (its init event) and moves to 2 at the
+    first capacity event it appends, as the original did."""
+    src = tmp_path / "src.mem"
+    with Mnemos.open(src, embedder=None, dim=8) as db:
+        db.remember_many([{"text": f"m{i}", "vector": vec(i)} for i in range(4)])
+        db.set_capacity(2)
+        db.export_replay(tmp_path / "run.log")
+        expected = db.state_hash()
+    report = Mnemos.replay(tmp_path / "run.log", into=tmp_path / "into.mem")
+    assert report.ok and report.state_hash == expected
+    header = (tmp_path / "into.mem" / "MNEMOS").read_bytes()
+    assert struct.unpack_from("<I", header, 8)[0] == 2
+    with Mnemos.open(tmp_path / "into.mem", embedder=None) as db:
+        assert db.state_hash() == expected and db.stats()["evicted"] == 2
