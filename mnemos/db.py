@@ -2098,13 +2098,27 @@ def _lowest(rows: np.ndarray, columns: list[np.ndarray], k: int, ids: list[str])
         if k <= 0 or len(rows) <= k:
             break
         values = column[rows]
-        threshold = np.partition(values, k - 1)[k - 1]
+        threshold = _kth_smallest(values, k)
         below = rows[values < threshold]
         chosen += below.tolist()
         k -= len(below)
         rows = rows[values == threshold]
     ties: list[int] = rows.tolist()
     return chosen + (ties if len(ties) <= k else sorted(ties, key=ids.__getitem__)[:k])
+
+
+def _kth_smallest(values: np.ndarray, k: int) -> Any:
+    """The ``k``-th smallest of ``values`` (1-based). A write at a capacity bound evicts one
+    or a few: a pass of ``min`` per distinct value is then several times faster than
+    ``np.partition``."""
+    if k > 8:
+        return np.partition(values, k - 1)[k - 1]
+    threshold = values.min()
+    seen = int(np.count_nonzero(values == threshold))
+    while seen < k:
+        threshold = values[values > threshold].min()
+        seen += int(np.count_nonzero(values == threshold))
+    return threshold
 
 
 def _is_int(value: object) -> bool:

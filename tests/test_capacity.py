@@ -82,7 +82,7 @@ step = st.one_of(
         st.lists(
             st.tuples(
                 st.sampled_from(NAMESPACES),
-                st.sampled_from([0.0, 0.25, 0.5, 1.0]),
+                st.sampled_from([i / 10 for i in range(11)]),  # ties, and distinct values
                 st.integers(0, 4),  # timestamps collide often: the id decides
             ),
             min_size=1,
@@ -282,3 +282,25 @@ def test_a_replay_into_a_new_database_takes_on_format_2(tmp_path: Path):
     assert struct.unpack_from("<I", header, 8)[0] == 2
     with Mnemos.open(tmp_path / "into.mem", embedder=None) as db:
         assert db.state_hash() == expected and db.stats()["evicted"] == 2
+
+
+@pytest.mark.parametrize("lower_by", [1, 2, 3, 8, 9, 20])
+@pytest.mark.parametrize("policy", ["importance-then-age", "least-recently-recalled"])
+def test_lowering_a_bound_evicts_exactly_the_lowest_ranked(tmp_path: Path, lower_by, policy):
+    """Distinct keys, so the order is total: a bound lowered by k evicts exactly the k
+    first in policy order (both ways of finding them: k up to 8, and beyond)."""
+    rng = np.random.default_rng(lower_by)
+    importance = rng.permutation(40) / 40
+    with Mnemos.open(tmp_path / "db.mem", embedder=None, dim=8) as db:
+        ids = [
+            db.remember(f"m{i}", vector=vec(i), importance=float(imp), timestamp=1e9 + i)
+            for i, imp in enumerate(importance)
+        ]
+        order = sorted(range(40), key=lambda i: importance[i])
+        if policy == "least-recently-recalled":
+            recalled = rng.permutation(40).tolist()
+            for i in recalled:
+                db.mark_recalled([ids[i]])
+            order = recalled
+        evicted = db.set_capacity(40 - lower_by, policy=policy)
+        assert evicted == [ids[i] for i in order[:lower_by]]
