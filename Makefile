@@ -48,10 +48,11 @@ FUZZ_SECONDS ?= 60
 fuzz-rust:
 	bash fuzz/rust.sh $(FUZZ_SECONDS)
 
-# The long crash sweeps: a kill at every occurrence of every named point the workload
-# reaches, and a simulated power loss at every point of a longer workload.
+# The long sweeps: a kill at every occurrence of every named point the workload reaches, a
+# simulated power loss at every point of a longer workload, and every I/O-error variant at
+# every point.
 torture:
-	MNEMOS_TORTURE=1 $(PYTHON) -m pytest tests/test_crash.py tests/test_power_loss.py
+	MNEMOS_TORTURE=1 $(PYTHON) -m pytest tests/test_crash.py tests/test_power_loss.py tests/test_io_errors.py
 
 bench:
 	$(PYTHON) -m startup_bench

@@ -42,18 +42,19 @@ def _choice(values: tuple[str, ...]) -> Callable[[str, Any], Any]:
     return check
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
+    """An int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _positive_or_none(name: str, value: Any) -> Any:
-    if value is not None and (not _is_int(value) or value < 1):
+    if value is not None and (not is_int(value) or value < 1):
         raise InvalidInputError(f"{name} must be a positive int or None; got {value!r}")
     return value
 
 
 def _segment_bytes(name: str, value: Any) -> Any:
-    if not _is_int(value) or value < 4096:
+    if not is_int(value) or value < 4096:
         raise InvalidInputError(f"{name} must be an int of at least 4096; got {value!r}")
     return value
 
@@ -76,7 +77,7 @@ def check_flag(name: str, value: Any) -> Any:
 
 
 def _dim(name: str, value: Any) -> Any:
-    if value is not None and (not _is_int(value) or not 1 <= value <= fmt.DIM_MAX):
+    if value is not None and (not is_int(value) or not 1 <= value <= fmt.DIM_MAX):
         raise InvalidInputError(f"{name} must be an int from 1 to {fmt.DIM_MAX}; got {value!r}")
     return value
 

@@ -30,6 +30,7 @@ from . import chunking, config, replay, retrieval, trace
 from . import format as fmt
 from ._native import backend, crc32
 from .config import UNSET
+from .config import is_int as _is_int
 from .errors import (
     CorruptDatabaseError,
     DatabaseClosedError,
@@ -2119,10 +2120,6 @@ def _kth_smallest(values: np.ndarray, k: int) -> Any:
         threshold = values[values > threshold].min()
         seen += int(np.count_nonzero(values == threshold))
     return threshold
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _auto_id(seq: int, state: State, taken: set[str]) -> str:
