@@ -383,8 +383,60 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
 def _cmd_stats(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        _show(args, db.stats())
+        stats = db.stats()
+    if args.as_json:
+        _emit(stats)
+    else:
+        print("\n".join(_stats_lines(_db_path(args), stats)))
     return EXIT_OK
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def _stats_lines(path: str, s: Mapping[str, Any]) -> list[str]:
+    """``stats()`` at a glance: what is stored, by namespace and kind, then the files,
+    the indexes and the settings."""
+    emb = s["embedder"]
+    embedder = "none (vector-only)" if emb is None else f"{emb['name']} ({emb['dim']}-d)"
+    cache = s["embedding_cache"]
+    last = s["last_checkpoint"]
+    ann = s["indexes"]["ann"]
+    vectors, lexical = s["indexes"]["vectors"], s["indexes"]["lexical"]
+    lines = [
+        f"{path}: format {s['format_version']}, {s['backend']} backend",
+        f"memories    {s['memories']:,} live, {s['forgotten']:,} forgotten, "
+        f"{s['evicted']:,} evicted; {s['edges']:,} edges; {s['events']:,} events",
+        "",
+    ]
+    rows = [
+        {"namespace": ns, "live": part["live"], "forgotten": part["forgotten"], **part["by_kind"]}
+        for ns, part in s["by_namespace"].items()
+    ]
+    rows.append({"namespace": "(all)", "live": s["memories"], "forgotten": s["forgotten"]})
+    rows[-1].update(s["by_kind"])
+    lines += _table_lines(rows, ["namespace", "live", "forgotten", *fmt.KINDS])
+    lines.append("")
+    for rule in s["capacity"]:
+        scope = "whole database" if rule["namespace"] is None else rule["namespace"]
+        lines.append(f"capacity    {scope}: {rule['max_entries']:,} ({rule['policy']})")
+    lines += [
+        f"log         {_size(s['log_bytes'])} in {s['segments']} segment(s)",
+        f"snapshots   {_size(s['snapshot_bytes'])}; last checkpoint "
+        + ("none" if last is None else f"seq {last['seq']:,} at {last['written']}"),
+        f"indexes     vectors {vectors['rows']:,} rows ({_size(vectors['bytes'])}), "
+        f"lexical {lexical['terms']:,} terms, graph {s['indexes']['graph']['edges']:,} edges, "
+        + ("ANN not started" if ann is None else f"ANN {ann['live']:,} nodes"),
+        f"embedder    {embedder}, dim {s['dim']}",
+        "cache       "
+        + ("-" if cache is None else f"{cache['hits']:,} hits, hit rate {cache['hit_rate']:.0%}"),
+    ]
+    return lines
 
 
 def _cmd_export_replay(args: argparse.Namespace) -> int:

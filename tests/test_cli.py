@@ -238,8 +238,11 @@ def test_reading_commands_print_json_lines_when_piped_and_tables_on_request(db: 
 
     counts = one(stats)
     assert (counts["memories"], counts["edges"], counts["seq"], counts["dim"]) == (3, 2, 7, 8)
-    fields = dict(line.split(None, 1) for line in ok(stats_table).splitlines())
-    assert fields["memories"] == "3" and fields["edges"] == "2"
+    glance = ok(stats_table).splitlines()
+    assert glance[1].startswith("memories    3 live, 0 forgotten, 0 evicted; 2 edges; 7 events")
+    by_namespace = [line.split() for line in glance[3:] if line.startswith(("default", "(all)"))]
+    assert by_namespace[-1][:3] == ["(all)", "3", "0"]  # namespace, live, forgotten
+    assert any(line.startswith("indexes     vectors 3 rows") for line in glance)
 
     report = one(verify)
     assert report["ok"] is True and report["records"] == 7 and report["problems"] == []
