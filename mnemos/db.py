@@ -942,8 +942,8 @@ class Mnemos:
         rules: Mapping[str | None, tuple[int, str]] | None = None,
     ) -> list[dict[str, Any]]:
         """The ``evict`` events that keep every capacity rule (``rules``, default the
-        state's) satisfied once ``events`` (remembers) are applied: for each rule, the
-        namespace ones in name order and then the whole database's, the lowest-ranked
+        state's) satisfied once ``events`` (a transaction's) are applied: for each rule,
+        the namespace ones in name order and then the whole database's, the lowest-ranked
         live memories in its scope beyond its bound, the new ones included."""
         s = self._state
         rules = s.capacity if rules is None else rules
@@ -951,12 +951,26 @@ class Mnemos:
         live = np.frombuffer(s.dseqs, dtype=np.int64, count=n) == 0
         row_ns = s.vectors.ns[:n] if s.vectors is not None else np.zeros(0, dtype=np.int32)
         first_seq = self._writable().seq + 1
-        # The new memories as candidates: (namespace, importance, timestamp, id, seq).
-        fresh = []
+        # The transaction's own changes: memories it forgets leave the count; memories it
+        # remembers or updates are ranked by their values after it, as candidates
+        # (namespace, importance, timestamp, id, seq of their last use).
+        gone = {e["id"] for e in events if e["t"] in ("forget", "evict")}
+        fresh: dict[str, tuple[str, float, int, str, int]] = {}
         for i, e in enumerate(events):
             if e["t"] == "remember":
-                fresh.append((e["ns"], e["imp"], e["ts"], e["id"], first_seq + i))
-        gone: set[str] = set()
+                fresh[e["id"]] = (e["ns"], e["imp"], e["ts"], e["id"], first_seq + i)
+            elif e["t"] == "update":
+                at_row = s.rows[e["id"]]
+                was = (s.nss[at_row], s.imps[at_row], s.tss[at_row], e["id"], 0)
+                space, imp, ts, _, _ = fresh.get(e["id"], was)
+                fresh[e["id"]] = (
+                    space,
+                    e["imp"] if "imp" in e else imp,
+                    ts,
+                    e["id"],
+                    first_seq + i,
+                )
+        changed = [s.rows[mid] for mid in (gone | set(fresh)) if mid in s.rows]
         out: list[dict[str, Any]] = []
         order = sorted(rules.items(), key=lambda item: (item[0] is None, item[0] or ""))
         for ns, (limit, policy) in order:
@@ -964,11 +978,12 @@ class Mnemos:
             if ns is not None:
                 code = s.ns_codes.get(ns)
                 scope &= row_ns == code if code is not None else False
+            scope[changed] = False
             for mid in gone:
                 row = s.rows.get(mid)
                 if row is not None:
                     scope[row] = False
-            new = [f for f in fresh if (ns is None or f[0] == ns) and f[3] not in gone]
+            new = [f for mid, f in fresh.items() if (ns is None or f[0] == ns) and mid not in gone]
             excess = int(np.count_nonzero(scope)) + len(new) - limit
             if excess <= 0:
                 continue

@@ -304,3 +304,32 @@ def test_lowering_a_bound_evicts_exactly_the_lowest_ranked(tmp_path: Path, lower
             order = recalled
         evicted = db.set_capacity(40 - lower_by, policy=policy)
         assert evicted == [ids[i] for i in order[:lower_by]]
+
+
+def test_a_transaction_that_forgets_and_remembers_is_counted_once(tmp_path: Path):
+    """Re-ingesting a changed document forgets its stale chunks and remembers new ones in
+    one transaction: at a bound, only the net growth evicts, and never a memory the same
+    transaction forgets."""
+    from test_api import HashEmbedder
+
+    paragraphs = [f"Section {i}. " + " ".join(f"word{i}x{j}" for j in range(40)) for i in range(6)]
+    with Mnemos.open(tmp_path / "db.mem", embedder=HashEmbedder(dim=16)) as db:
+        db.remember("unrelated and unimportant", importance=0.0)
+        first = db.ingest_document("\n\n".join(paragraphs), chunk_size=64, overlap=0, doc_id="d")
+        live = db.stats()["memories"]
+        db.set_capacity(live)
+        paragraphs[2] = "Section 2. rewritten " + " ".join(f"new{j}" for j in range(120))
+        second = db.ingest_document("\n\n".join(paragraphs), chunk_size=64, overlap=0, doc_id="d")
+        assert second.removed and second.added  # the rewrite replaced chunks
+        grown = len(second.added) - len(second.removed)
+        assert grown > 0  # longer: the bound must evict exactly the growth
+        assert len(second.chunks) == len(first.chunks) + grown
+        assert (db.stats()["memories"], db.stats()["evicted"]) == (
+            min(live, live + grown),
+            max(grown, 0),
+        ), grown
+        for mid in second.removed:
+            assert db.history(mid)[-1].op == "forget"
+        digest = db.state_hash()
+    with Mnemos.open(tmp_path / "db.mem", embedder=HashEmbedder(dim=16)) as db:
+        assert db.state_hash() == digest
