@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,9 +40,14 @@ def test_backups_taken_during_writes_are_committed_prefixes(tmp_path: Path, rete
     ids: list[str] = []
     done = threading.Event()
 
+    results: list[dict] = []
+
     def write() -> None:
+        """At least 400 operations, and on until three backups are done."""
         try:
-            for i in range(400):
+            for i in itertools.count():
+                if (i >= 400 and len(results) >= 3) or i >= 20_000:
+                    break
                 with db._lock:  # the op and its hash, together
                     if i % 7 == 6:
                         db.forget(ids.pop(0))
@@ -55,9 +62,12 @@ def test_backups_taken_during_writes_are_committed_prefixes(tmp_path: Path, rete
 
     writer = threading.Thread(target=write)
     writer.start()
-    results = []
-    while not done.is_set() or not results:
+    while not done.is_set():
         results.append(db.backup(tmp_path / f"b{len(results)}"))
+        # The next backup starts after the writer has moved on from this one's seq.
+        deadline = time.monotonic() + 60
+        while db.seq == results[-1]["seq"] and not done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.001)
     writer.join()
     db.close()
     assert len({r["seq"] for r in results}) > 1  # the backups saw the writes moving on
