@@ -963,13 +963,9 @@ class Mnemos:
                 at_row = s.rows[e["id"]]
                 was = (s.nss[at_row], s.imps[at_row], s.tss[at_row], e["id"], 0)
                 space, imp, ts, _, _ = fresh.get(e["id"], was)
-                fresh[e["id"]] = (
-                    space,
-                    e["imp"] if "imp" in e else imp,
-                    ts,
-                    e["id"],
-                    first_seq + i,
-                )
+                if "imp" in e:
+                    imp = e["imp"]
+                fresh[e["id"]] = (space, imp, ts, e["id"], first_seq + i)
         changed = [s.rows[mid] for mid in (gone | set(fresh)) if mid in s.rows]
         out: list[dict[str, Any]] = []
         order = sorted(rules.items(), key=lambda item: (item[0] is None, item[0] or ""))
