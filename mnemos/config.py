@@ -117,6 +117,14 @@ OPTIONS: dict[str, tuple[Callable[[str, Any], Any], Any, Callable[[str], Any]]] 
 }
 
 
+def defaults(**overrides: Any) -> dict[str, Any]:
+    """Every option at its default, or as given: for handles the engine opens itself,
+    which the environment must not reach."""
+    unknown = set(overrides) - set(OPTIONS)
+    assert not unknown, unknown
+    return {name: overrides.get(name, default) for name, (_c, default, _r) in OPTIONS.items()}
+
+
 def env_name(option: str) -> str:
     return "MNEMOS_" + option.upper()
 

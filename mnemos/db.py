@@ -81,7 +81,6 @@ from .wal import (
     new_salt,
     record_spans,
     scan_records,
-    segment_records,
 )
 
 log = logging.getLogger("mnemos")
@@ -1502,9 +1501,10 @@ class Mnemos:
         with self._lock:
             self._check_open()
             s = self._state
+            breakdown = self._breakdown()
             return {
                 "memories": s.live,
-                "forgotten": sum(1 for d in s.dseqs if d),
+                "forgotten": sum(part["forgotten"] for part in breakdown["by_namespace"].values()),
                 "edges": len(s.graph),
                 "namespaces": len(s.ns_live),
                 "seq": s.seq,
@@ -1523,7 +1523,7 @@ class Mnemos:
                 ],
                 "evicted": s.evictions,
                 "events": s.seq,
-                **self._breakdown(),
+                **breakdown,
                 "last_checkpoint": self._last_checkpoint(),
                 "backend": backend(),
                 "embedder": s.embedder,
@@ -1552,15 +1552,13 @@ class Mnemos:
                 }
             kinds = np.bincount(row_kind[live], minlength=len(fmt.KINDS))
             out["by_kind"] = {k: int(c) for k, c in zip(fmt.KINDS, kinds, strict=True)}
+        lexical = s.lexical_index()
         out["indexes"] = {
             "vectors": {
                 "rows": 0 if vectors is None else vectors.n,
                 "bytes": 0 if vectors is None else vectors.n * vectors.dim * 4,
             },
-            "lexical": {
-                "terms": len(s.lexical_index().terms),
-                "documents": s.lexical_index().docs,
-            },
+            "lexical": {"terms": len(lexical.terms), "documents": lexical.docs},
             "graph": {"edges": len(s.graph)},
             "ann": None if s.ann is None else s.ann.stats(),
         }
@@ -1652,29 +1650,23 @@ class Mnemos:
             fresh = log.header.get("base") is None
             first = next(log.entries(), None) if fresh else None
         if fresh:
-            if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-                raise InvalidInputError(
-                    f"{dest} already exists; a log from seq 1 replays into a new directory"
-                )
+            _check_new_dir(dest, "a log from seq 1 replays into a new directory")
             if first is None or first.seq != 1:
                 raise CorruptDatabaseError(
                     f"replay log {src} does not start with event 1", path=src
                 )
             init = first.payload[replay.CHAIN_BYTES :]
+            options = config.defaults(
+                durability="normal", snapshot_every_events=None, snapshot_every_bytes=None
+            )
             target = Mnemos(
                 dest,
                 embedder=None,
-                dim=None,
-                durability="normal",
                 readonly=False,
                 create=True,
                 clock=None,
-                snapshot_every_events=None,
-                snapshot_every_bytes=None,
-                log_retention="keep",
-                segment_bytes=64 * 1024 * 1024,
-                sync_interval_ms=50.0,
                 init_payload=init,
+                **options,
             )
         else:
             target = Mnemos.open(dest, embedder=None, create=False)
@@ -1717,39 +1709,26 @@ class Mnemos:
         the state part-way through it."""
         with self._lock:
             self._check_open()
-            if isinstance(point, datetime):
-                seq = self._seq_at_time(to_micros(point))
-                if not seq:
-                    raise InvalidInputError(
-                        "as_of: the database has no event at or before that time"
-                    )
-            elif _is_int(point):
-                seq = int(point)
-            else:
-                raise InvalidInputError(
-                    f"as_of takes a seq (int) or a datetime; got {type(point).__name__}"
-                )
+            seq = self._seq_of(point, "as_of")
+            if not seq and isinstance(point, datetime):
+                raise InvalidInputError("as_of: the database has no event at or before that time")
             if not 1 <= seq <= self._state.seq:
                 raise InvalidInputError(
                     f"as_of({seq}) is outside this database's history: seqs run from 1 to "
                     f"{self._state.seq}"
                 )
         try:
+            options = config.defaults(
+                durability=self.durability, log_retention=self._retention, ann_background=False
+            )
             return Mnemos(
                 self.path,
                 embedder=self._embedder,  # the same model and cache: text asks work alike
-                dim=None,
-                durability=self.durability,
                 readonly=True,
                 create=False,
                 clock=self._clock,
-                snapshot_every_events=None,
-                snapshot_every_bytes=None,
-                log_retention=self._retention,
-                segment_bytes=64 * 1024 * 1024,
-                sync_interval_ms=50.0,
-                ann_background=False,
                 as_of_seq=seq,
+                **options,
             )
         except CorruptDatabaseError as exc:
             if "log segment missing" not in str(exc):
@@ -1777,34 +1756,19 @@ class Mnemos:
                     f"fork(at={seq!r}) is outside this database's history: seqs run from 1 to "
                     f"{self._state.seq}"
                 )
-            if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-                raise InvalidInputError(
-                    f"{dest} already exists; fork into a new or empty directory"
-                )
-            # Through the segment holding ``seq``, or a successor starting right after it
-            # (kept as its header alone: a compaction leaves only such a segment).
-            segments = [
-                first for first in list_numbered(self._wal_dir, fmt.WAL_SUFFIX) if first <= seq + 1
-            ]
-            snapshots = [n for n in list_numbered(self._snap_dir, fmt.SNAP_SUFFIX) if n <= seq]
+            _check_new_dir(dest, "fork into a new or empty directory")
+            segments, snapshot = self._files_at(seq)
             if not segments or (
-                segments[0] != 1 and (not snapshots or snapshots[-1] < segments[0] - 1)
+                segments[0] != 1 and (snapshot is None or snapshot < segments[0] - 1)
             ):
                 raise InvalidInputError(
                     f"fork(at={seq}): the log before it is no longer kept in {self.path} "
                     "(log_retention='delete', or a compact since); fork at a later point"
                 )
-            files = {}
-            for first in segments:
-                name = os.path.join(fmt.WAL_DIR, fmt.segment_name(first))
-                files[name] = (
-                    self._segment_prefix(first, seq)
-                    if first == segments[-1]
-                    else _read(os.path.join(self.path, name))
-                )
-            if snapshots:
-                name = os.path.join(fmt.SNAPSHOT_DIR, fmt.snapshot_name(snapshots[-1]))
-                files[name] = _read(os.path.join(self.path, name))
+            names = _file_names(segments, snapshot)
+            files = {name: _read(os.path.join(self.path, name)) for name in names}
+            last = names[len(segments) - 1]
+            files[last] = _cut_at(files[last], seq, os.path.join(self.path, last), segments[-1])
             files[fmt.DB_FILE] = _read(os.path.join(self.path, fmt.DB_FILE))
             self._lay_down(dest, files)
         return Mnemos.open(dest, embedder=self._embedder, durability=self.durability)
@@ -1831,18 +1795,10 @@ class Mnemos:
         started = time.perf_counter()
         with self._lock:
             self._check_open()
-            if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-                raise InvalidInputError(
-                    f"{dest} already exists; back up into a new or empty directory"
-                )
+            _check_new_dir(dest, "back up into a new or empty directory")
             seq = self._state.seq
-            segments = [
-                first for first in list_numbered(self._wal_dir, fmt.WAL_SUFFIX) if first <= seq + 1
-            ]
-            names = [os.path.join(fmt.WAL_DIR, fmt.segment_name(first)) for first in segments]
-            snapshots = [n for n in list_numbered(self._snap_dir, fmt.SNAP_SUFFIX) if n <= seq]
-            if snapshots:
-                names.append(os.path.join(fmt.SNAPSHOT_DIR, fmt.snapshot_name(snapshots[-1])))
+            segments, snapshot = self._files_at(seq)
+            names = _file_names(segments, snapshot)
             # Traces are appended under the lock, whole records at a time.
             trace_path = os.path.join(self.path, TRACE_FILE)
             trace_bytes = os.path.getsize(trace_path) if os.path.exists(trace_path) else 0
@@ -1901,24 +1857,13 @@ class Mnemos:
         log.info("%s: backed up at seq %d to %s", self.path, seq, dest)
         return result
 
-    def _segment_prefix(self, first: int, seq: int) -> bytes:
-        """The bytes of segment ``first`` up to the end of record ``seq``, which must end
-        a transaction (FORMAT.md "Record": records follow each other with no padding)."""
-        path = os.path.join(self._wal_dir, fmt.segment_name(first))
-        data, spans = segment_records(path, first)
-        if first == seq + 1:
-            return data[: fmt.SEGMENT_HEADER_BYTES]
-        for span in spans:
-            if span.seq == seq:
-                if span.txn_index + 1 != span.txn_count:
-                    start = seq - span.txn_index
-                    raise InvalidInputError(
-                        f"fork(at={seq}) falls inside a transaction of {span.txn_count} events "
-                        f"(seqs {start} to {start + span.txn_count - 1}); fork at its last seq, "
-                        "or before its first"
-                    )
-                return data[: span.end]
-        raise InvalidInputError(f"fork(at={seq}): event {seq} is not in {path}")
+    def _files_at(self, seq: int) -> tuple[list[int], int | None]:
+        """The log segments through the one holding event ``seq`` (or a successor that
+        starts right after it: a compaction leaves only such a segment) and the newest
+        snapshot at or before it, if any."""
+        segments = list_numbered(self._wal_dir, fmt.WAL_SUFFIX)
+        snapshots = [n for n in list_numbered(self._snap_dir, fmt.SNAP_SUFFIX) if n <= seq]
+        return [first for first in segments if first <= seq + 1], max(snapshots, default=None)
 
     def _seq_at_time(self, micros: int) -> int:
         """The end of the longest run of retained events written at or before ``micros``
@@ -2091,15 +2036,40 @@ def _id_list(ids: object, what: str) -> list[str]:
     return list(dict.fromkeys(check_id(mid) for mid in ids))
 
 
+def _check_new_dir(dest: str, advice: str) -> None:
+    if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
+        raise InvalidInputError(f"{dest} already exists; {advice}")
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
 
 
+def _file_names(segments: list[int], snapshot: int | None) -> list[str]:
+    """Paths inside a database of these segments and snapshot, segments first."""
+    names = [os.path.join(fmt.WAL_DIR, fmt.segment_name(first)) for first in segments]
+    if snapshot is not None:
+        names.append(os.path.join(fmt.SNAPSHOT_DIR, fmt.snapshot_name(snapshot)))
+    return names
+
+
 def _cut_at(data: bytes, seq: int, path: str, first_seq: int) -> bytes:
-    """A segment's bytes through record ``seq`` (the bytes after it are later commits)."""
+    """Segment ``first_seq``'s bytes through record ``seq``, which must end a transaction
+    (the bytes after it are later commits; FORMAT.md "Record": no padding between)."""
     spans = [span for span in record_spans(data, path, first_seq) if span.seq <= seq]
-    return data[: spans[-1].end if spans else fmt.SEGMENT_HEADER_BYTES]
+    if first_seq > seq:
+        return data[: fmt.SEGMENT_HEADER_BYTES]
+    if not spans or spans[-1].seq != seq:
+        raise InvalidInputError(f"event {seq} is not in {path}")
+    last = spans[-1]
+    if last.txn_index + 1 != last.txn_count:
+        start = seq - last.txn_index
+        raise InvalidInputError(
+            f"seq {seq} falls inside a transaction of {last.txn_count} events (seqs {start} "
+            f"to {start + last.txn_count - 1}); fork at its last seq, or before its first"
+        )
+    return data[: last.end]
 
 
 def _lowest(rows: np.ndarray, columns: list[np.ndarray], k: int, ids: list[str]) -> list[int]:

@@ -58,6 +58,7 @@ _INT_COLUMNS = (
     ("dat", "dats"),
 )
 _OPS = ("remember", "update")
+_V2_KEYS = frozenset({"rseq", "evicted", "capacity", "evictions"})  # FORMAT.md, version 2
 
 
 def _state_map(state: State) -> dict[str, Any]:
@@ -124,7 +125,8 @@ def _bytes_view(arr: np.ndarray) -> memoryview:
 def write_snapshot(storage: OSStorage, snap_dir: str, state: State, last_crc: int) -> SnapshotInfo:
     # kind, codec, the section's bytes in pieces (written one after another), decoded size
     sections: list[tuple[int, int, list[memoryview], int]] = []
-    packed = msgpack.packb(_state_map(state), use_bin_type=True)
+    state_map = _state_map(state)
+    packed = msgpack.packb(state_map, use_bin_type=True)
     body = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(packed)
     sections.append((fmt.SECTION_STATE, fmt.CODEC_ZSTD, [memoryview(body)], len(packed)))
     if state.vectors is not None and state.vectors.n:
@@ -162,7 +164,7 @@ def write_snapshot(storage: OSStorage, snap_dir: str, state: State, last_crc: in
         out += pieces
         out.append(bytes(_align(end) - end))
         offset = _align(end)
-    version = fmt.FORMAT_VERSION if state.uses_v2() else fmt.CREATED_VERSION
+    version = fmt.FORMAT_VERSION if _V2_KEYS & state_map.keys() else fmt.CREATED_VERSION
     head = fmt.SNAP_HEADER.pack(fmt.SNAP_MAGIC, version, len(sections), state.seq, last_crc, 0)[:28]
     crc = crc32(bytes(table), crc32(head))
     prefix = head + crc.to_bytes(4, "little") + bytes(table)

@@ -319,10 +319,6 @@ class State:
         for mid in e["ids"]:
             self.rseqs[self.rows[mid]] = seq
 
-    def uses_v2(self) -> bool:
-        """Whether the state holds anything only format 2 defines."""
-        return bool(self.capacity or self.evictions or any(self.rseqs) or any(self.evicted))
-
     def start_ann_if_due(self) -> None:
         """Start the graph once the live memories reach ``ANN_ROWS_MIN`` (FORMAT.md "ANN
         section"): by the event that gets there, or at the load of a snapshot written before
