@@ -22,7 +22,9 @@ SEEDS = HERE.parent / "tests" / "data" / "fuzz"
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seconds", type=int, default=60)
-    p.add_argument("targets", nargs="*", default=["segment", "snapshot", "replay_log", "api"])
+    p.add_argument(
+        "targets", nargs="*", default=["segment", "event", "snapshot", "replay_log", "api"]
+    )
     args = p.parse_args()
     artifacts = Path("fuzz-artifacts")
     artifacts.mkdir(exist_ok=True)

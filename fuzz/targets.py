@@ -14,13 +14,15 @@ import struct
 import tempfile
 from collections.abc import Callable
 
+import msgpack
 import numpy as np
 
 from mnemos import Mnemos, MnemosError
 from mnemos import format as fmt
+from mnemos.events import decode_event
 from mnemos.replay import ReplayLog, run
 from mnemos.snapshot import SnapshotError, load_snapshot
-from mnemos.wal import decode_segment_header, scan_records
+from mnemos.wal import decode_segment_header, encode_record, scan_records
 
 
 def segment(data: bytes) -> None:
@@ -40,6 +42,26 @@ def segment(data: bytes) -> None:
         result = scan_records(memoryview(data)[16:], 16, salt, seq, crc)
         assert result.status in ("clean", "torn", "corrupt")
         assert 16 <= result.end <= len(data)
+
+
+def event(data: bytes) -> None:
+    """An event payload, logged as a record and decoded as replay decodes it (the Rust
+    decoder, where loaded): the event ``decode_event`` gives, or ``decode_event``'s error.
+    Compared as msgpack bytes with strict types, so 1 is not True and NaN equals NaN."""
+    record, _crc = encode_record(0, 1, 0, 0, 1, 0, data)
+    result = scan_records(record, 32, 0, 0, 0)
+    [(seq, decoded)] = result.events(0, 1)
+    assert seq == 1
+    try:
+        expected = decode_event(data)
+    except Exception:  # decode_event's own errors: the payload must have been left to it
+        assert not isinstance(decoded, dict)
+        return
+    if isinstance(decoded, dict):
+        pack = msgpack.Packer(use_bin_type=True, strict_types=True).pack
+        assert pack(decoded) == pack(expected)
+    else:
+        assert bytes(decoded) == data
 
 
 def snapshot(data: bytes) -> None:
@@ -160,6 +182,7 @@ def _call(db: Mnemos, verb: str, arg: bytes, rng: np.random.Generator) -> None:
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "segment": segment,
+    "event": event,
     "snapshot": snapshot,
     "replay_log": replay_log,
     "api": api,

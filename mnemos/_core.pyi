@@ -8,6 +8,7 @@ not fit its parameter, raises PyO3's TypeError or OverflowError.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,18 @@ def scan_records(
     committed record as 32 bytes (seq u64, crc u32, 4 zero bytes, payload offset u64, payload
     length u64, little-endian); offsets are into `data`; status is "clean", "torn" or
     "corrupt" (damage is reported in the result, never raised). A non-contiguous buffer raises
+    InvalidInputError.
+    """
+
+def decode_events(
+    data: bytes | memoryview, records: bytes, /
+) -> tuple[list[dict[str, Any] | None], list[int]]:
+    """Decode the payloads of `records` (a run of `scan_records`' packed records) in `data`
+    (the scanned buffer: read-only, C-contiguous) as `mnemos.events.decode_event` does.
+
+    Returns (events, left): each record's event, or None where the payload is left to
+    `decode_event` (ext values, invalid UTF-8, deep nesting, not one event map); `left` lists
+    those indexes. A writable or non-contiguous buffer, or a record outside `data`, raises
     InvalidInputError.
     """
 

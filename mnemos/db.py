@@ -70,6 +70,7 @@ from .trace import TRACE_FILE, TraceWriter
 from .types import Document, Hit, Memory, Neighbor, Version
 from .wal import (
     LogCursor,
+    LogEvents,
     LogWriter,
     SnapshotMismatch,
     Tail,
@@ -442,7 +443,7 @@ class Mnemos:
             snapshot_loaded = time.perf_counter()
             cursor = LogCursor(self._wal_dir, state.seq, snapshot_crc=snap_crc)
             try:
-                records, tail = cursor.read()
+                records, tail = cursor.read_events()
             except SnapshotMismatch:
                 log.warning("skipping snapshot %s: it does not match the log", snap_path)
                 damaged.append(f"{snap_path} (does not match the log)")
@@ -462,7 +463,7 @@ class Mnemos:
                     raise InvalidInputError(
                         f"{self.path} has no event {at}: its log ends at {tail.seq}"
                     )
-                records = [record for record in records if record[0] <= at]
+                records.until(at)
             scanned = time.perf_counter()
             state.reserve(len(records))
             self._apply_records(state, records, cursor.wal_dir)
@@ -487,12 +488,12 @@ class Mnemos:
             return state, tail
         raise AssertionError("unreachable: replay from seq 0 always returns or raises")
 
-    def _apply_records(
-        self, state: State, records: list[tuple[int, memoryview]], where: str
-    ) -> None:
-        for seq, payload in records:
+    def _apply_records(self, state: State, records: LogEvents, where: str) -> None:
+        """Apply what ``LogCursor.read_events`` gave: decoded events, and payloads left to
+        ``decode_event``."""
+        for seq, event in records:
             try:
-                state.apply(seq, decode_event(payload))
+                state.apply(seq, event if isinstance(event, dict) else decode_event(event))
             except Exception as exc:  # a checksummed event that will not apply
                 raise CorruptDatabaseError(
                     f"event at seq {seq} in {where} cannot be applied ({exc!r}); run "
@@ -1889,7 +1890,7 @@ class Mnemos:
             before = self._state.seq
             listing = self._listing()
             try:
-                records, _tail = self._cursor.read()
+                records, _tail = self._cursor.read_events()
             except (FileNotFoundError, CorruptDatabaseError):
                 if self._listing() == listing and not self._segment_gone():
                     raise

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -123,13 +124,108 @@ class ScanResult:
     valid record after it).
     """
 
-    records: list[tuple[int, int, memoryview]] = field(default_factory=list)
     end: int = 0
     seq: int = 0
     crc: int = 0
     status: str = "clean"
     bad_offset: int | None = None
     reason: str = ""
+    # The Python scan lists the records as it goes; the Rust scan returns them packed
+    # (_SCAN_ENTRY) into ``_data``, and the list is made only if asked for: replay decodes
+    # straight from the packed form (``events``).
+    _records: list[tuple[int, int, memoryview]] | None = field(default=None, repr=False)
+    _data: memoryview | None = field(default=None, repr=False)
+    _packed: bytes = field(default=b"", repr=False)
+
+    @property
+    def records(self) -> list[tuple[int, int, memoryview]]:
+        if self._records is None:
+            assert self._data is not None
+            buf, entries = self._data, self._entries()
+            self._records = [
+                (s, c, buf[o : o + n])
+                for s, c, o, n in zip(
+                    entries["seq"].tolist(),
+                    entries["crc"].tolist(),
+                    entries["offset"].tolist(),
+                    entries["len"].tolist(),
+                    strict=True,
+                )
+            ]
+        return self._records
+
+    def _entries(self) -> np.ndarray:
+        return np.frombuffer(self._packed, dtype=_SCAN_ENTRY)
+
+    def __len__(self) -> int:
+        """How many records are committed."""
+        if self._records is not None:
+            return len(self._records)
+        return len(self._packed) // _SCAN_ENTRY.itemsize
+
+    def seq_crc(self, index: int) -> tuple[int, int]:
+        """The seq and CRC of committed record ``index``."""
+        if self._records is not None:
+            seq, crc, _payload = self._records[index]
+            return seq, crc
+        entry = self._entries()[index]
+        return int(entry["seq"]), int(entry["crc"])
+
+    def events(self, start: int, stop: int) -> list[tuple[int, dict[str, Any] | memoryview]]:
+        """(seq, event) for committed records ``start`` to ``stop``: the Rust core decodes
+        them in one call, and gives each payload it leaves to ``decode_event`` instead of
+        its event (every payload, on the Python path). ``decode_event`` of such a payload
+        gives the event or raises, exactly as for any payload."""
+        if self._records is not None or _core is None:
+            return [(seq, payload) for seq, _crc, payload in self.records[start:stop]]
+        size = _SCAN_ENTRY.itemsize
+        events, left = _core.decode_events(self._data, self._packed[start * size : stop * size])
+        out: list[tuple[int, dict[str, Any] | memoryview]] = list(
+            zip(self._entries()["seq"][start:stop].tolist(), events, strict=True)
+        )
+        for i in left:
+            seq, _crc, payload = self.records[start + i]
+            out[i] = (seq, payload)
+        return out
+
+
+class LogEvents:
+    """The committed records a ``LogCursor.read_events`` found, decoded as they are
+    iterated: (seq, event), or (seq, payload) where the Rust core leaves the payload to
+    ``decode_event`` (every one, on the Python path). Decoding ``DECODE_CHUNK`` records at a
+    time keeps a replay's memory flat (the events of a whole log would not fit beside it)
+    and the events in cache: 4,096 at a time decoded 1.6x slower than 256."""
+
+    DECODE_CHUNK = 256
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[ScanResult, int, int]] = []  # (scan, start, stop)
+        self._count = 0
+
+    def add(self, result: ScanResult, start: int) -> None:
+        if start < len(result):
+            self._runs.append((result, start, len(result)))
+            self._count += len(result) - start
+
+    def __len__(self) -> int:
+        return self._count
+
+    def until(self, seq: int) -> None:
+        """Drop the records after ``seq``."""
+        kept = []
+        self._count = 0
+        for result, start, stop in self._runs:
+            first = result.seq - len(result) + 1  # seqs are consecutive in a scan
+            stop = min(stop, seq - first + 1)
+            if stop > start:
+                kept.append((result, start, stop))
+                self._count += stop - start
+        self._runs = kept
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any] | memoryview]]:
+        for result, start, stop in self._runs:
+            for lo in range(start, stop, self.DECODE_CHUNK):
+                yield from result.events(lo, min(lo + self.DECODE_CHUNK, stop))
 
 
 def check_record(
@@ -212,25 +308,15 @@ def scan_records(data: bytes | memoryview, base: int, salt: int, seq: int, crc: 
         return scan_records_py(data, base, salt, seq, crc)
     buf = memoryview(data)
     packed, end, last_seq, last_crc, status, bad, reason = _core.scan_records(buf, salt, seq, crc)
-    entries = np.frombuffer(packed, dtype=_SCAN_ENTRY)
-    records = [
-        (s, c, buf[o : o + n])
-        for s, c, o, n in zip(
-            entries["seq"].tolist(),
-            entries["crc"].tolist(),
-            entries["offset"].tolist(),
-            entries["len"].tolist(),
-            strict=True,
-        )
-    ]
     return ScanResult(
-        records=records,
         end=base + end,
         seq=last_seq,
         crc=last_crc,
         status=status,
         bad_offset=None if bad is None else base + bad,
         reason=reason,
+        _data=buf,
+        _packed=packed,
     )
 
 
@@ -246,8 +332,8 @@ def scan_records_py(
     """The Python reference of ``scan_records``."""
     buf = memoryview(data)
     n = len(buf)
-    result = ScanResult(end=base, seq=seq, crc=crc)
-    records = result.records
+    records: list[tuple[int, int, memoryview]] = []
+    result = ScanResult(end=base, seq=seq, crc=crc, _records=records)
     pending: list[tuple[int, int, memoryview]] = []
     pos = index = count = 0
     while pos < n:
@@ -378,13 +464,28 @@ class LogCursor:
         self.segment = candidates[-1]
         self.offset = -1  # header not read yet
 
-    def read(self) -> tuple[list[tuple[int, memoryview]], Tail]:
-        """Every committed record after the cursor, and where the log's tail stands."""
+    def read_events(self) -> tuple[LogEvents, Tail]:
+        """As ``read``, with the payloads decoded as they are iterated (``LogEvents``)."""
+        events = LogEvents()
         with _gc_paused():
-            return self._read()
+            tail = self._read(events.add)
+        return events, tail
 
-    def _read(self) -> tuple[list[tuple[int, memoryview]], Tail]:
+    def read(self) -> tuple[list[tuple[int, memoryview]], Tail]:
+        """Every committed record after the cursor, (seq, payload), and where the log's
+        tail stands."""
         out: list[tuple[int, memoryview]] = []
+
+        def collect(result: ScanResult, start: int) -> None:
+            out.extend((seq, payload) for seq, _crc, payload in result.records[start:])
+
+        with _gc_paused():
+            tail = self._read(collect)
+        return out, tail
+
+    def _read(self, collect: Callable[[ScanResult, int], None]) -> Tail:
+        """Scans the log after the cursor, passing each segment's scan and the index of
+        its first record not yet applied to ``collect``."""
         segments = list_numbered(self.wal_dir, fmt.WAL_SUFFIX)
         if self.segment is None:
             self._start(segments)
@@ -423,12 +524,11 @@ class LogCursor:
             else:
                 body = memoryview(_read_from(path, self.offset, sealed=sealed))
             result = scan_records(body, self.offset, self.salt, self.seq, self.crc)
-            records = result.records
             # Seqs are consecutive: the records up to after_seq (already applied) come first.
-            done = min(max(self.after_seq - self.seq, 0), len(records))
-            for seq, crc, _payload in records[:done]:
-                self._check_snapshot_link(seq, crc)
-            out += [(seq, payload) for seq, _crc, payload in records[done:]]
+            done = min(max(self.after_seq - self.seq, 0), len(result))
+            if done:
+                self._check_snapshot_link(*result.seq_crc(done - 1))
+            collect(result, done)
             self.offset, self.seq, self.crc = result.end, result.seq, result.crc
             self.after_seq = max(self.after_seq, self.seq)
             later = [s for s in segments if s > self.segment]
@@ -442,7 +542,7 @@ class LogCursor:
                 tail = Tail(self.segment, self.offset, self.seq, self.crc, self.salt)
                 if result.status == "torn":
                     tail.torn_offset, tail.torn_reason = result.bad_offset, result.reason
-                return out, tail
+                return tail
             if later[0] != self.seq + 1:
                 raise CorruptDatabaseError(
                     f"log segment missing: {path} ends at seq {self.seq} but the next "

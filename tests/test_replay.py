@@ -42,7 +42,8 @@ class WordEmbedder:
 
 
 def _agent_run(db: Mnemos) -> None:
-    """A small agent session: every kind of write, with asks between them."""
+    """A small agent session: every kind of write, with asks between them, and a capacity
+    bound on one namespace that evicts."""
     a = db.remember("the user prefers green tea", metadata={"topic": "prefs"}, importance=0.8)
     ids = db.remember_many(
         ["deploys happen on tuesdays", {"text": "Ada likes chess", "namespace": "people"}]
@@ -55,6 +56,11 @@ def _agent_run(db: Mnemos) -> None:
     db.forget(ids[0])
     db.ask("chess", top_k=3, use_graph=True)
     db.remember("again", id=ids[0])
+    grace = db.remember("Grace likes go", namespace="people")
+    db.ask("likes chess", top_k=1, namespace="people", mark_recalled=True)  # Ada's
+    assert db.set_capacity(1, namespace="people", policy="least-recently-recalled") == [grace]
+    db.remember("Alan likes puzzles", namespace="people")  # evicts Ada's, at the bound
+    assert db.history(ids[1])[-1].op == "evict"
     for i in range(8):
         db.remember(f"note number {i}", kind="semantic" if i % 2 else "episodic")
     db.ask("note", top_k=5, kind="semantic", explain=True, recency_bias=True)
@@ -81,8 +87,8 @@ def test_replay_reproduces_the_run_in_memory_and_into_a_database(run, tmp_path):
     # document is one transaction of over 100 events), and at the end.
     assert report.checkpoints_verified == written["checkpoints"] >= 3
     assert report.state_hash == db.state_hash()
-    # Every traced ask (two single asks, a batch of two, two more) was asked again alike.
-    assert written["traces"] == report.traces_verified == 6 and report.traces_skipped == 0
+    # Every traced ask (two single asks, a batch of two, three more) was asked again alike.
+    assert written["traces"] == report.traces_verified == 7 and report.traces_skipped == 0
     into = tmp_path / "replayed.mem"
     report = Mnemos.replay(log, into=into)
     assert report.ok and report.state_hash == db.state_hash()
@@ -108,7 +114,7 @@ def test_both_backends_replay_to_the_same_hashes(run):
         assert out.returncode == 0, out.stderr
         name, ok, checkpoints, traces, digest = out.stdout.split()
         assert (name, ok, digest) == (backend, "True", db.state_hash())
-        assert int(checkpoints) > 0 and int(traces) == 6
+        assert int(checkpoints) > 0 and int(traces) == 7
 
 
 def _rewrite(log, change) -> None:

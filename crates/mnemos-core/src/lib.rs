@@ -2,13 +2,15 @@
 //! Python package. No PyO3 here; `crates/mnemos-py` is the thin binding that exposes this crate
 //! as `mnemos._core`.
 //!
-//! The checksum, the write-ahead-log record codec and segment scanner (`wal`) and the vector
-//! kernels (`kernels`). Every public function has a Python reference (stdlib or numpy) in the
+//! The checksum, the write-ahead-log record codec and segment scanner (`wal`), the reader of
+//! the events' MessagePack (`msgpack`), the vector kernels (`kernels`) and the approximate
+//! index (`ann`). Every public function has a Python reference (stdlib or numpy) in the
 //! `mnemos` package that returns the same results, and the test suite runs both (see
 //! DESIGN.md, `MNEMOS_BACKEND=python`).
 
 pub mod ann;
 pub mod kernels;
+pub mod msgpack;
 pub mod wal;
 
 /// CRC-32 (IEEE 802.3 / ISO-HDLC: reflected polynomial 0xEDB88320, initial and final XOR

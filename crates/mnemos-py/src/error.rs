@@ -15,7 +15,9 @@
 //! | `AnnError::Corrupt { offset, .. }`                | `CorruptDatabaseError(offset=offset)` |
 //! | [`Error::Poisoned`]                               | `MnemosError`                         |
 //!
-//! `mnemos_core::wal` has no error type: a scan reports damage in its result. No binding call
+//! `mnemos_core::wal` has no error type: a scan reports damage in its result. Nor does event
+//! decoding raise: a payload `msgpack::Reader` finds `Malformed` is left to the Python
+//! reference, which raises what it always did. No binding call
 //! touches files, so there is no `std::io::Error` to map; one that does adds a variant raised
 //! by `io::ErrorKind` as `FileNotFoundError`, `PermissionError` or `OSError`. What PyO3 raises
 //! itself while extracting arguments (TypeError for an object without the buffer protocol,

@@ -1,11 +1,13 @@
 //! `mnemos._core`: the thin PyO3 binding over `mnemos-core`.
 //!
-//! Only bytes, integers, paths and float32 arrays cross this boundary, and Rust keeps no Python
-//! objects. Each function here has a Python reference in the `mnemos` package with the same
-//! results; the typed surface is `mnemos/_core.pyi`.
+//! Bytes, integers, paths and float32 arrays cross this boundary, and the log events
+//! `decode_events` builds as Python objects; Rust keeps no Python objects past a call. Each
+//! function here has a Python reference in the `mnemos` package with the same results; the
+//! typed surface is `mnemos/_core.pyi`.
 
 mod ann;
 mod error;
+mod events;
 mod gil;
 mod kernels;
 mod wal;
@@ -60,6 +62,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(crc32, m)?)?;
     ann::register(m)?;
+    events::register(m)?;
     kernels::register(m)?;
     wal::register(m)?;
     Ok(())

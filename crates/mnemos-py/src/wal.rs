@@ -37,7 +37,7 @@ fn encode_record<'py>(
 
 /// Bytes per committed record in `scan_records`' first result: seq u64, crc u32, 4 zero
 /// bytes, payload offset u64, payload length u64, all little-endian.
-const RECORD_ENTRY_BYTES: usize = 32;
+pub const RECORD_ENTRY_BYTES: usize = 32;
 
 type ScanTuple<'py> = (
     Bound<'py, PyBytes>,
