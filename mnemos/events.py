@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -29,8 +30,22 @@ _MICROS_MAX = (datetime.max.replace(tzinfo=timezone.utc) - _EPOCH) // timedelta(
 Clock = Callable[[], "datetime | float | int"]
 
 
+_packers = threading.local()
+
+
+def pack(value: object) -> bytes:
+    """``msgpack.packb(value, use_bin_type=True)``, from a Packer kept per thread: making
+    one per call took 650 ns against 190 ns for packing a small map, on every event applied."""
+    try:
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    packed: bytes = packer.pack(value)  # resets its buffer if packing fails
+    return packed
+
+
 def encode_event(event: Mapping[str, Any]) -> bytes:
-    payload: bytes = msgpack.packb(event, use_bin_type=True)
+    payload = pack(event)
     if len(payload) > fmt.EVENT_BYTES_MAX:
         raise InvalidInputError(
             f"this operation encodes to {len(payload)} bytes, over EVENT_BYTES_MAX "
@@ -211,7 +226,7 @@ def check_metadata(meta: object) -> dict[str, Any]:
     if not isinstance(meta, Mapping):
         raise InvalidInputError(f"metadata must be a dict, not {type(meta).__name__}")
     result: dict[str, Any] = _canonical(meta, 0, "metadata")
-    size = len(msgpack.packb(result, use_bin_type=True))
+    size = len(pack(result))
     if size > fmt.METADATA_BYTES_MAX:
         raise InvalidInputError(
             f"metadata encodes to {size} bytes, over the limit of {fmt.METADATA_BYTES_MAX}"
@@ -228,8 +243,7 @@ def pack_meta(meta: Mapping[str, Any]) -> bytes:
     bytes; re-sorting on every apply would cost replay time for nothing)."""
     if not meta:
         return _EMPTY_META
-    packed: bytes = msgpack.packb(meta, use_bin_type=True)
-    return packed
+    return pack(meta)
 
 
 def decode_meta(packed: bytes) -> dict[str, Any]:

@@ -5,11 +5,13 @@ call; each payload it does not decode itself (ext values, invalid UTF-8, deep ne
 anything that is not one event map) is passed on for ``decode_event`` to decode or refuse.
 The differential tests check every payload, well-formed or not, against ``decode_event``;
 the database tests check that open and ``as_of`` replay through it, chunk by chunk, and
-still name the seq of an event that will not decode.
+still name the seq of an event that will not decode. Last, encoding: ``events.pack``
+(one msgpack Packer per thread) gives ``msgpack.packb``'s bytes.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mnemos import CorruptDatabaseError, Mnemos, _native
+from mnemos import CorruptDatabaseError, Mnemos, _native, events
 from mnemos.events import decode_event
 from mnemos.wal import LogEvents, encode_record_py, scan_records
 
@@ -190,3 +192,27 @@ def test_an_event_that_will_not_decode_names_its_seq(db_path: Path):
     db.close()
     with pytest.raises(CorruptDatabaseError, match=f"event at seq {seq} .*cannot be applied"):
         Mnemos.open(db_path)
+
+
+# -- encoding: the per-thread packer ------------------------------------------------------
+
+
+@given(plain)
+def test_the_per_thread_packer_packs_as_packb(value):
+    assert events.pack(value) == msgpack.packb(value, use_bin_type=True)
+
+
+def test_a_failed_pack_leaves_nothing_behind():
+    with pytest.raises(TypeError):
+        events.pack({"a": [1, 2, object()]})
+    assert events.pack({"b": 1}) == msgpack.packb({"b": 1}, use_bin_type=True)
+
+
+def test_threads_pack_at_once_without_mixing():
+    def work(n: int) -> bool:
+        value = {"thread": n, "items": list(range(n * 10)), "text": "x" * n}
+        expected = msgpack.packb(value, use_bin_type=True)
+        return all(events.pack(value) == expected for _ in range(2000))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(work, range(8)))
