@@ -55,12 +55,13 @@ def decode_events(
     data: bytes | memoryview, records: bytes, /
 ) -> tuple[list[dict[str, Any] | None], list[int]]:
     """Decode the payloads of `records` (a run of `scan_records`' packed records) in `data`
-    (the scanned buffer: read-only, C-contiguous) as `mnemos.events.decode_event` does.
+    (the scanned buffer: bytes, a read-only mmap, or a C-contiguous memoryview of either) as
+    `mnemos.events.decode_event` does.
 
     Returns (events, left): each record's event, or None where the payload is left to
     `decode_event` (ext values, invalid UTF-8, deep nesting, not one event map); `left` lists
-    those indexes. A writable or non-contiguous buffer, or a record outside `data`, raises
-    InvalidInputError.
+    those indexes. Any other buffer (one Python code could write to while objects are built),
+    or a record outside `data`, raises InvalidInputError.
     """
 
 # Vector kernels (crates/mnemos-core/src/kernels.rs), wrapped by mnemos/index/kernels.py.

@@ -31,6 +31,9 @@ Clock = Callable[[], "datetime | float | int"]
 
 
 _packers = threading.local()
+# A Packer's buffer keeps the size of the largest value it packed: one that packed more than
+# this is dropped, so a huge value (say, metadata about to be refused) holds no memory.
+_PACKER_KEEP_BYTES = 1 << 20
 
 
 def pack(value: object) -> bytes:
@@ -40,7 +43,13 @@ def pack(value: object) -> bytes:
         packer = _packers.packer
     except AttributeError:
         packer = _packers.packer = msgpack.Packer(use_bin_type=True)
-    packed: bytes = packer.pack(value)  # resets its buffer if packing fails
+    try:
+        packed: bytes = packer.pack(value)  # resets its buffer if packing fails
+    except BaseException:
+        del _packers.packer  # its buffer may have grown before the failure
+        raise
+    if len(packed) > _PACKER_KEEP_BYTES:
+        del _packers.packer
     return packed
 
 

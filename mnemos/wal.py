@@ -133,9 +133,11 @@ class ScanResult:
     # The Python scan lists the records as it goes; the Rust scan returns them packed
     # (_SCAN_ENTRY) into ``_data``, and the list is made only if asked for: replay decodes
     # straight from the packed form (``events``).
-    _records: list[tuple[int, int, memoryview]] | None = field(default=None, repr=False)
-    _data: memoryview | None = field(default=None, repr=False)
-    _packed: bytes = field(default=b"", repr=False)
+    _records: list[tuple[int, int, memoryview]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _data: memoryview | None = field(default=None, repr=False, compare=False)
+    _packed: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def records(self) -> list[tuple[int, int, memoryview]]:
@@ -157,7 +159,8 @@ class ScanResult:
     def _entries(self) -> np.ndarray:
         return np.frombuffer(self._packed, dtype=_SCAN_ENTRY)
 
-    def __len__(self) -> int:
+    @property
+    def count(self) -> int:
         """How many records are committed."""
         if self._records is not None:
             return len(self._records)
@@ -176,16 +179,18 @@ class ScanResult:
         them in one call, and gives each payload it leaves to ``decode_event`` instead of
         its event (every payload, on the Python path). ``decode_event`` of such a payload
         gives the event or raises, exactly as for any payload."""
-        if self._records is not None or _core is None:
-            return [(seq, payload) for seq, _crc, payload in self.records[start:stop]]
+        if self._records is not None:  # the Python scan
+            return [(seq, payload) for seq, _crc, payload in self._records[start:stop]]
+        assert self._data is not None
         size = _SCAN_ENTRY.itemsize
         events, left = _core.decode_events(self._data, self._packed[start * size : stop * size])
+        entries = self._entries()[start:stop]
         out: list[tuple[int, dict[str, Any] | memoryview]] = list(
-            zip(self._entries()["seq"][start:stop].tolist(), events, strict=True)
+            zip(entries["seq"].tolist(), events, strict=True)
         )
         for i in left:
-            seq, _crc, payload = self.records[start + i]
-            out[i] = (seq, payload)
+            seq, offset, n = (int(entries[i][name]) for name in ("seq", "offset", "len"))
+            out[i] = (seq, self._data[offset : offset + n])
         return out
 
 
@@ -194,7 +199,7 @@ class LogEvents:
     iterated: (seq, event), or (seq, payload) where the Rust core leaves the payload to
     ``decode_event`` (every one, on the Python path). Decoding ``DECODE_CHUNK`` records at a
     time keeps a replay's memory flat (the events of a whole log would not fit beside it)
-    and the events in cache: 4,096 at a time decoded 1.6x slower than 256."""
+    and the events in cache: 4,096 at a time decoded about 1.25x slower than 256."""
 
     DECODE_CHUNK = 256
 
@@ -203,9 +208,9 @@ class LogEvents:
         self._count = 0
 
     def add(self, result: ScanResult, start: int) -> None:
-        if start < len(result):
-            self._runs.append((result, start, len(result)))
-            self._count += len(result) - start
+        if start < result.count:
+            self._runs.append((result, start, result.count))
+            self._count += result.count - start
 
     def __len__(self) -> int:
         return self._count
@@ -215,7 +220,7 @@ class LogEvents:
         kept = []
         self._count = 0
         for result, start, stop in self._runs:
-            first = result.seq - len(result) + 1  # seqs are consecutive in a scan
+            first = result.seq - result.count + 1  # seqs are consecutive in a scan
             stop = min(stop, seq - first + 1)
             if stop > start:
                 kept.append((result, start, stop))
@@ -525,7 +530,7 @@ class LogCursor:
                 body = memoryview(_read_from(path, self.offset, sealed=sealed))
             result = scan_records(body, self.offset, self.salt, self.seq, self.crc)
             # Seqs are consecutive: the records up to after_seq (already applied) come first.
-            done = min(max(self.after_seq - self.seq, 0), len(result))
+            done = min(max(self.after_seq - self.seq, 0), result.count)
             if done:
                 self._check_snapshot_link(*result.seq_crc(done - 1))
             collect(result, done)
@@ -570,8 +575,9 @@ _gc_resume = False  # whether collection was on when the first of them began
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a cursor lists records.
 
-    Each record listed is a tuple and a memoryview, alive until replay ends: a million of
-    them for a million events. CPython runs a full collection whenever the tracked objects
+    Each record ``read`` lists is a tuple and a memoryview, alive until replay ends: a
+    million of them for a million events (``read_events`` keeps 32 packed bytes a record
+    instead, and decodes them chunk by chunk later, each chunk short-lived). CPython runs a full collection whenever the tracked objects
     have grown by a quarter, walking all of them each time, which at that size costs more
     than the scan itself (``python -m startup_bench.backends``, 1M records, Rust path: 2.3 us
     a record with collections, 0.9 with the pause, including the one collection of the

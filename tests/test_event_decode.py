@@ -11,6 +11,7 @@ still name the seq of an event that will not decode. Last, encoding: ``events.pa
 
 from __future__ import annotations
 
+import mmap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mnemos import CorruptDatabaseError, Mnemos, _native, events
+from mnemos import CorruptDatabaseError, InvalidInputError, Mnemos, _native, events
 from mnemos.events import decode_event
 from mnemos.wal import LogEvents, encode_record_py, scan_records
 
@@ -34,7 +35,7 @@ def scanned(payloads: list[bytes]):
         record, crc = encode_record_py(7, seq, crc, 0, 1, 0, payload)
         body += record
     result = scan_records(bytes(body), 32, 7, 0, 0)
-    assert result.status == "clean" and len(result) == len(payloads)
+    assert result.status == "clean" and result.count == len(payloads)
     return result
 
 
@@ -146,6 +147,47 @@ def test_a_run_of_records_decodes_alone():
     assert scanned(payloads).events(3, 6) == [(4, {"t": "3"}), (5, {"t": "4"}), (6, {"t": "5"})]
 
 
+@needs_rust
+def test_duplicate_keys_and_float32_specials_decode_as_msgpack_reads_them():
+    # {"t": "x", "k": 1, "k": 2.5 as float 32, "n": NaN as float 32, "i": -inf as float 32}
+    payload = (
+        b"\x85\xa1t\xa1x\xa1k\x01\xa1k\xca\x40\x20\x00\x00"
+        b"\xa1n\xca\x7f\xc0\x00\x00\xa1i\xca\xff\x80\x00\x00"
+    )
+    [(_, event)] = scanned([payload]).events(0, 1)
+    assert isinstance(event, dict) and same_value(event, decode_event(payload))
+    assert list(event) == ["t", "k", "n", "i"] and event["k"] == 2.5
+
+
+@needs_rust
+def test_a_payload_left_to_the_reference_leaves_the_rest_of_the_segment_in_rust():
+    odd = pack({"t": "x", "e": msgpack.ExtType(1, b"")}, False)
+    payloads = [odd] + [pack({"t": str(i)}, False) for i in range(9)] + [odd]
+    result = scanned(payloads)
+    chunks = [result.events(lo, min(lo + 4, len(payloads))) for lo in range(0, 11, 4)]
+    kinds = [type(event).__name__ for chunk in chunks for _seq, event in chunk]
+    assert kinds == ["memoryview"] + ["dict"] * 9 + ["memoryview"]
+    assert [seq for chunk in chunks for seq, _event in chunk] == list(range(1, 12))
+
+
+@needs_rust
+def test_only_buffers_nothing_can_write_to_are_decoded(tmp_path: Path):
+    result = scanned([pack({"t": "x"}, False)])
+    data = bytes(result._data)
+    path = tmp_path / "segment"
+    path.write_bytes(data)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        view = memoryview(mapped)
+        for buffer in (data, memoryview(data), mapped, view):
+            decoded, left = _native._core.decode_events(buffer, result._packed)
+            assert decoded == [{"t": "x"}] and left == []
+        view.release()
+    writable = bytearray(data)
+    for buffer in (writable, memoryview(writable).toreadonly(), memoryview(writable)):
+        with pytest.raises(InvalidInputError, match="bytes, a read-only mmap"):
+            _native._core.decode_events(buffer, result._packed)
+
+
 def test_open_and_as_of_replay_through_small_chunks(db_path: Path, monkeypatch):
     db = Mnemos.open(db_path, dim=4, embedder=None)
     db.remember_many([{"text": f"fact {i}", "vector": [1.0, i, 0.0, 2.0]} for i in range(20)])
@@ -200,6 +242,16 @@ def test_an_event_that_will_not_decode_names_its_seq(db_path: Path):
 @given(plain)
 def test_the_per_thread_packer_packs_as_packb(value):
     assert events.pack(value) == msgpack.packb(value, use_bin_type=True)
+
+
+def test_a_packer_that_packed_something_big_is_not_kept():
+    events.pack({"small": 1})
+    kept = events._packers.packer
+    events.pack({"small": 2})
+    assert events._packers.packer is kept
+    big = events.pack({"big": b"x" * (events._PACKER_KEEP_BYTES + 1)})
+    assert len(big) > events._PACKER_KEEP_BYTES and not hasattr(events._packers, "packer")
+    assert events.pack({"small": 3}) == msgpack.packb({"small": 3})
 
 
 def test_a_failed_pack_leaves_nothing_behind():

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyMemoryView, PyString};
 
 use crate::error::Error;
 use crate::wal::RECORD_ENTRY_BYTES;
@@ -163,9 +163,24 @@ impl<'py> Builder<'py> {
     }
 }
 
+/// Whether nothing can write into `data` through Python while we read it: `bytes`, or a
+/// read-only mmap, or a memoryview of either. Building objects may run a finalizer, and so
+/// any Python code, in the middle of a decode; a read-only view of a bytearray is no guard.
+fn immutable(py: Python<'_>, data: &Bound<'_, PyAny>, readonly: bool) -> PyResult<bool> {
+    let exporter = match data.cast::<PyMemoryView>() {
+        Ok(view) => view.getattr("obj")?,
+        Err(_) => data.clone(),
+    };
+    if exporter.is_exact_instance_of::<PyBytes>() {
+        return Ok(true);
+    }
+    let mmap = py.import("mmap")?.getattr("mmap")?;
+    Ok(readonly && exporter.is_instance(&mmap)?)
+}
+
 /// Decodes the payloads of records of a `scan_records` result: `data` is the scanned buffer
-/// (read-only and C-contiguous: bytes, or a memoryview of bytes or of a read-only mmap) and
-/// `records` the scan's packed records, or a run of them.
+/// (bytes, a read-only mmap, or a C-contiguous memoryview of either) and `records` the scan's
+/// packed records, or a run of them.
 ///
 /// Returns (events, left): `events[i]` is record `i`'s event, equal to what
 /// `mnemos.events.decode_event` returns for its payload, or None where this decoder leaves
@@ -179,9 +194,11 @@ fn decode_events<'py>(
     records: &[u8],
 ) -> PyResult<(Bound<'py, PyList>, Vec<usize>)> {
     let buffer = PyUntypedBuffer::get(data)?;
-    if !buffer.is_c_contiguous() || !buffer.readonly() {
+    if !buffer.is_c_contiguous() || !immutable(py, data, buffer.readonly())? {
         return Err(Error::Arg(
-            "decode_events() needs a read-only C-contiguous buffer; pass bytes(data)".into(),
+            "decode_events() needs bytes, a read-only mmap or a C-contiguous memoryview of \
+             either; pass bytes(data)"
+                .into(),
         )
         .into());
     }
@@ -198,9 +215,10 @@ fn decode_events<'py>(
         &[]
     } else {
         // SAFETY: as in `crc32` (lib.rs): `buffer` holds the export until it is released
-        // below, and it is exactly `len` contiguous bytes at `ptr`. The export is read-only,
-        // so nothing writes to it through Python while we read (a finalizer run by a
-        // collection while we build objects included).
+        // below, and it is exactly `len` contiguous bytes at `ptr`. The exporter is bytes or
+        // a read-only mmap (`immutable`), so no Python code, not even a finalizer run while
+        // we build objects, can write to it. (Another process could write the mapped file:
+        // the log maps only sealed segments, which are never written again.)
         unsafe { std::slice::from_raw_parts(ptr, len) }
     };
     let mut builder = Builder::new(py);
