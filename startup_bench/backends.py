@@ -14,8 +14,8 @@ the pure-Python reference path:
   Python scan), then every event decoded (the Rust decoder, a chunk of records per call,
   or ``decode_event``, msgpack, on the Python path), nothing applied: records/s of the
   scan, of the decode and of both together, the rate of the target "replay >= 500k
-  events/s decoded". ``--profile`` adds a cProfile of
-  one such run per backend at the largest size;
+  events/s decoded". ``--profile`` adds a cProfile of one such run per backend at the
+  largest size;
 - exact top-10: ``VectorIndex.search`` over all rows with a full mask, one query at a time,
   warm, on the Rust path (the ``kernels.candidates`` scan, then exact rescoring) and on the
   numpy path (the index module's ``_core`` set to None around the call: the code that
