@@ -12,6 +12,7 @@ still name the seq of an event that will not decode. Last, encoding: ``events.pa
 from __future__ import annotations
 
 import mmap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -260,11 +261,21 @@ def test_a_failed_pack_leaves_nothing_behind():
     assert events.pack({"b": 1}) == msgpack.packb({"b": 1}, use_bin_type=True)
 
 
-def test_threads_pack_at_once_without_mixing():
-    def work(n: int) -> bool:
+def test_each_thread_packs_with_its_own_packer():
+    def work(n: int) -> tuple[int, bool]:
         value = {"thread": n, "items": list(range(n * 10)), "text": "x" * n}
         expected = msgpack.packb(value, use_bin_type=True)
-        return all(events.pack(value) == expected for _ in range(2000))
+        same = all(events.pack(value) == expected for _ in range(200))
+        return id(events._packers.packer), same
+
+    barrier = threading.Barrier(8)  # all alive at once, so no packer id is reused
+
+    def at_once(n: int) -> tuple[int, bool]:
+        result = work(n)
+        barrier.wait()
+        return result
 
     with ThreadPoolExecutor(8) as pool:
-        assert all(pool.map(work, range(8)))
+        results = list(pool.map(at_once, range(8)))
+    assert all(same for _id, same in results)
+    assert len({packer for packer, _same in results}) == 8
